@@ -1,0 +1,204 @@
+//! One JSON cell to a simd-json tape, with the strict rules of FEATURES.md §3.1.
+
+use simd_json::{Buffers, INPUT_PADDING, Node, StaticNode, Tape};
+
+/// Why a JSON cell was rejected. `offset` is the byte offset in the cell
+/// where the problem was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CellError {
+    pub offset: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for CellError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} at byte {}", self.message, self.offset)
+    }
+}
+
+/// A tape holding exactly the empty array, used for NULL, empty,
+/// whitespace-only and `null` cells, which behave like `[]`.
+pub static EMPTY_ARRAY: [Node<'static>; 1] = [Node::Array { len: 0, count: 0 }];
+/// The empty object, for `json NAME: object` columns.
+pub static EMPTY_OBJECT: [Node<'static>; 1] = [Node::Object { len: 0, count: 0 }];
+
+/// Reusable per-thread parse state: the padded copy of the cell that
+/// simd-json unescapes in place, its scratch buffers, and the tape.
+pub struct CellParser {
+    buf: Vec<u8>,
+    buffers: Buffers,
+}
+
+impl std::fmt::Debug for CellParser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CellParser").field("capacity", &self.buf.capacity()).finish()
+    }
+}
+
+impl Default for CellParser {
+    fn default() -> Self {
+        Self { buf: Vec::with_capacity(16 * 1024), buffers: Buffers::new(16 * 1024) }
+    }
+}
+
+fn is_json_ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// What a cell holds once parsed.
+#[derive(Debug)]
+pub enum Parsed {
+    /// NULL, empty, whitespace-only or `null`: behaves like `[]`.
+    Empty,
+    /// A document; the tape is filled.
+    Document,
+}
+
+impl CellParser {
+    /// Parses `cell` into `tape` (whose previous contents are discarded).
+    /// The tape borrows this parser's buffer, so it lives until the next call.
+    pub fn parse<'p>(&'p mut self, cell: &[u8], tape: &mut Tape<'p>) -> Result<Parsed, CellError> {
+        tape.0.clear();
+        if cell.iter().all(|&b| is_json_ws(b)) {
+            return Ok(Parsed::Empty);
+        }
+        self.buf.clear();
+        self.buf.extend_from_slice(cell);
+        self.buf.resize(cell.len() + INPUT_PADDING, 0);
+        if let Err(e) = simd_json::fill_tape_padded(&mut self.buf, cell.len(), &mut self.buffers, tape) {
+            return Err(describe(&e, cell));
+        }
+        if let Some(off) = check_numbers(tape, cell) {
+            return Err(CellError { offset: off, message: "number out of the range of a 64-bit float".into() });
+        }
+        if matches!(tape.0.first(), Some(Node::Static(StaticNode::Null))) {
+            return Ok(Parsed::Empty);
+        }
+        Ok(Parsed::Document)
+    }
+}
+
+/// simd-json's own message, with the byte offset it reports, kept within the cell.
+fn describe(e: &simd_json::Error, cell: &[u8]) -> CellError {
+    let offset = e.index().min(cell.len());
+    use simd_json::ErrorType as E;
+    let message = match e.error() {
+        E::Eof => "unexpected end of the document",
+        E::TrailingData => "data after the end of the document",
+        E::InvalidUtf8 => "invalid UTF-8",
+        E::InvalidEscape => "invalid escape sequence",
+        E::InvalidUnicodeEscape | E::InvalidUnicodeCodepoint => "invalid \\u escape (lone surrogate?)",
+        E::InvalidNumber | E::InvalidExponent => "invalid number",
+        E::UnterminatedString => "unterminated string",
+        E::ExpectedArrayComma => "expected ',' or ']' in an array",
+        E::ExpectedMapComma => "expected ',' or '}' in an object",
+        E::ExpectedObjectColon => "expected ':' after an object key",
+        E::KeyMustBeAString | E::BadKeyType => "object key is not a string",
+        E::InputTooLarge => "cell larger than 4 GiB",
+        E::Syntax if e.index() == 0 => "nesting deeper than 1024 levels or not JSON",
+        _ => "invalid JSON",
+    };
+    CellError { offset, message: message.to_string() }
+}
+
+/// A float that overflowed to infinity is out of range for RFC 8259 and for
+/// us; simd-json accepts it, so look for one (rare, so only when a float is
+/// infinite do we search the text for its offset).
+fn check_numbers(tape: &Tape<'_>, cell: &[u8]) -> Option<usize> {
+    let bad = tape.0.iter().any(|n| matches!(n, Node::Static(StaticNode::F64(f)) if !f.is_finite()));
+    if !bad {
+        return None;
+    }
+    Some(first_huge_exponent(cell).unwrap_or(0))
+}
+
+fn first_huge_exponent(cell: &[u8]) -> Option<usize> {
+    let mut in_str = false;
+    let mut esc = false;
+    let mut start = None;
+    for (i, &b) in cell.iter().enumerate() {
+        if in_str {
+            if esc {
+                esc = false;
+            } else if b == b'\\' {
+                esc = true;
+            } else if b == b'"' {
+                in_str = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'-' | b'0'..=b'9' if start.is_none() => start = Some(i),
+            b'e' | b'E' | b'.' | b'+' | b'-' | b'0'..=b'9' => {}
+            _ => {
+                if let Some(s) = start.take() {
+                    let txt = std::str::from_utf8(&cell[s..i]).ok()?;
+                    if txt.parse::<f64>().map(|f| !f.is_finite()).unwrap_or(false) {
+                        return Some(s);
+                    }
+                }
+            }
+        }
+    }
+    start
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &[u8]) -> Result<Parsed, CellError> {
+        let mut p = CellParser::default();
+        let mut t = Tape::null();
+        p.parse(s, &mut t)
+    }
+
+    #[test]
+    fn empty_forms_are_empty() {
+        for s in [&b""[..], b" ", b" \t\r\n", b"null", b" null "] {
+            assert!(matches!(parse(s), Ok(Parsed::Empty)), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn strict_rfc8259() {
+        for s in [
+            &b"[NaN]"[..],
+            b"[1,]",
+            b"['a']",
+            b"[1] x",
+            b"[1e400]",
+            b"[-1e400]",
+            b"[\"\\uD800\"]",
+            b"[\"a\tb\"]",
+            b"/* c */ []",
+            b"[Infinity]",
+            b"[1",
+            b"\xef\xbb\xbf[]",
+        ] {
+            assert!(parse(s).is_err(), "{:?} should be rejected", String::from_utf8_lossy(s));
+        }
+        for s in [&b"[123456789012345678901234567890]"[..], b"[1e308]", b"[-0]", b"{\"a\":1,\"a\":2}"] {
+            assert!(matches!(parse(s), Ok(Parsed::Document)), "{:?}", String::from_utf8_lossy(s));
+        }
+    }
+
+    #[test]
+    fn depth_limit_is_1024() {
+        let ok = format!("{}{}", "[".repeat(1024), "]".repeat(1024));
+        assert!(parse(ok.as_bytes()).is_ok());
+        let deep = format!("{}{}", "[".repeat(1025), "]".repeat(1025));
+        assert!(parse(deep.as_bytes()).is_err());
+        let very = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        assert!(parse(very.as_bytes()).is_err());
+        assert!(parse("[".repeat(10_000).as_bytes()).is_err());
+    }
+
+    #[test]
+    fn error_names_the_offset() {
+        let e = parse(b"[1, 2, x]").unwrap_err();
+        assert_eq!(e.offset, 7, "{e}");
+        assert!(e.to_string().ends_with("at byte 7"), "{e}");
+    }
+}

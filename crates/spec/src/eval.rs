@@ -1,0 +1,450 @@
+//! Expression evaluation over one row.
+
+use std::borrow::Cow;
+use std::cmp::Ordering;
+
+use arrow_array::{
+    Array, BooleanArray, Date32Array, Float32Array, Float64Array, Int8Array, Int16Array, Int32Array, Int64Array,
+    LargeStringArray, StringArray, StringViewArray, UInt8Array, UInt16Array, UInt32Array, UInt64Array,
+};
+
+use crate::compile::{KeywordTable, Program};
+use crate::text::{Ymd, ascii_lower, for_each_word, parse_date};
+use crate::value::{Agg, BinOp, Const, Expr, Func, Val, compare, elements, equal, field, index};
+
+/// A typed view of one input column of the current batch.
+#[derive(Debug, Clone, Copy)]
+pub enum Column<'a> {
+    Utf8(&'a StringArray),
+    LargeUtf8(&'a LargeStringArray),
+    Utf8View(&'a StringViewArray),
+    I8(&'a Int8Array),
+    I16(&'a Int16Array),
+    I32(&'a Int32Array),
+    I64(&'a Int64Array),
+    U8(&'a UInt8Array),
+    U16(&'a UInt16Array),
+    U32(&'a UInt32Array),
+    U64(&'a UInt64Array),
+    F32(&'a Float32Array),
+    F64(&'a Float64Array),
+    Bool(&'a BooleanArray),
+    Date32(&'a Date32Array),
+    Null,
+}
+
+macro_rules! get {
+    ($a:expr, $row:expr, $f:expr) => {
+        if $a.is_null($row) { Val::Null } else { $f($a.value($row)) }
+    };
+}
+
+impl<'a> Column<'a> {
+    pub fn str(&self, row: usize) -> Option<&'a str> {
+        match self {
+            Column::Utf8(a) => (!a.is_null(row)).then(|| a.value(row)),
+            Column::LargeUtf8(a) => (!a.is_null(row)).then(|| a.value(row)),
+            Column::Utf8View(a) => (!a.is_null(row)).then(|| a.value(row)),
+            _ => None,
+        }
+    }
+    pub fn get(&self, row: usize) -> Val<'a> {
+        match self {
+            Column::Utf8(_) | Column::LargeUtf8(_) | Column::Utf8View(_) => {
+                self.str(row).map_or(Val::Null, |s| Val::Str(Cow::Borrowed(s)))
+            }
+            Column::I8(a) => get!(a, row, |v| Val::Int(i64::from(v))),
+            Column::I16(a) => get!(a, row, |v| Val::Int(i64::from(v))),
+            Column::I32(a) => get!(a, row, |v| Val::Int(i64::from(v))),
+            Column::I64(a) => get!(a, row, Val::Int),
+            Column::U8(a) => get!(a, row, |v| Val::Int(i64::from(v))),
+            Column::U16(a) => get!(a, row, |v| Val::Int(i64::from(v))),
+            Column::U32(a) => get!(a, row, |v| Val::Int(i64::from(v))),
+            Column::U64(a) => get!(a, row, |v: u64| i64::try_from(v).map_or(Val::Float(v as f64), Val::Int)),
+            Column::F32(a) => get!(a, row, |v| Val::Float(f64::from(v))),
+            Column::F64(a) => get!(a, row, Val::Float),
+            Column::Bool(a) => get!(a, row, Val::Bool),
+            Column::Date32(a) => get!(a, row, |d: i32| ymd_from_days(d).map_or(Val::Null, Val::Date)),
+            Column::Null => Val::Null,
+        }
+    }
+}
+
+fn ymd_from_days(z: i32) -> Option<Ymd> {
+    // Howard Hinnant's civil_from_days.
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i32::from(m <= 2);
+    Ymd::new(y, m, d)
+}
+
+/// Everything an expression can see while one row is evaluated.
+pub struct Cx<'a, 'e> {
+    pub prog: &'e Program,
+    pub inputs: &'e [Column<'a>],
+    pub row: usize,
+    pub roots: &'e [Val<'a>],
+    pub slots: &'e [Val<'a>],
+    pub locals: &'e mut [Val<'a>],
+    pub ref_date: Ymd,
+}
+
+fn truthy(v: &Val<'_>) -> bool {
+    matches!(v, Val::Bool(true))
+}
+
+fn num_result(x: Option<i64>, f: impl FnOnce() -> f64) -> Val<'static> {
+    match x {
+        Some(i) => Val::Int(i),
+        None => {
+            let f = f();
+            if f.is_finite() { Val::Float(f) } else { Val::Null }
+        }
+    }
+}
+
+impl<'a> Cx<'a, '_> {
+    pub fn eval(&mut self, e: &Expr) -> Val<'a> {
+        match e {
+            Expr::Const(c) => match c {
+                Const::Null => Val::Null,
+                Const::Bool(b) => Val::Bool(*b),
+                Const::Int(i) => Val::Int(*i),
+                Const::Float(f) => Val::Float(*f),
+                Const::Str(s) => Val::Str(Cow::Owned(s.to_string())),
+            },
+            Expr::Input(i) => self.inputs[*i].get(self.row),
+            Expr::JsonRoot(i) => self.roots[*i].clone(),
+            Expr::Local(i) => self.locals[*i].clone(),
+            Expr::Slot(i) => self.slots[*i].clone(),
+            Expr::Field(inner, key) => {
+                let v = self.eval(inner);
+                field(&v, key)
+            }
+            Expr::Index(inner, i) => {
+                let v = self.eval(inner);
+                index(&v, *i)
+            }
+            Expr::Spread(inner) => self.eval(inner),
+            Expr::Neg(inner) => match self.eval(inner) {
+                Val::Int(i) => num_result(i.checked_neg(), || -(i as f64)),
+                Val::Float(f) => Val::Float(-f),
+                _ => Val::Null,
+            },
+            Expr::Not(inner) => match self.eval(inner) {
+                Val::Bool(b) => Val::Bool(!b),
+                _ => Val::Null,
+            },
+            Expr::IsNull(inner, negated) => Val::Bool(self.eval(inner).is_null() != *negated),
+            Expr::Bin(op, l, r) => self.binary(*op, l, r),
+            Expr::Call(f, args) => self.call(*f, args),
+            Expr::Bind { slot, value, body } => {
+                let v = self.eval(value);
+                self.locals[*slot] = v;
+                self.eval(body)
+            }
+            Expr::Agg { kind, value, var, seq, cond } => self.aggregate(*kind, value, *var, seq, cond.as_deref()),
+            Expr::KeywordRank { table, args, default } => {
+                let t = &self.prog.keywords[*table];
+                let mut best: Option<i64> = None;
+                for a in args {
+                    if let Expr::Spread(inner) = a {
+                        let v = self.eval(inner);
+                        for el in elements(&v) {
+                            if let Val::Str(s) = el {
+                                rank_text(t, &s, &mut best);
+                            }
+                        }
+                    } else if let Val::Str(s) = self.eval(a) {
+                        rank_text(t, &s, &mut best);
+                    }
+                }
+                best.or(*default).map_or(Val::Null, Val::Int)
+            }
+        }
+    }
+
+    fn binary(&mut self, op: BinOp, l: &Expr, r: &Expr) -> Val<'a> {
+        if matches!(op, BinOp::And | BinOp::Or) {
+            // Three-valued logic as in SQL.
+            let a = self.eval(l);
+            let short = if op == BinOp::And { Val::Bool(false) } else { Val::Bool(true) };
+            if matches!((&a, &short), (Val::Bool(x), Val::Bool(y)) if x == y) {
+                return short;
+            }
+            let b = self.eval(r);
+            return match (a, b) {
+                (_, b @ Val::Bool(_)) if matches!((&b, &short), (Val::Bool(x), Val::Bool(y)) if x == y) => short,
+                (Val::Bool(_), Val::Bool(y)) => Val::Bool(y),
+                _ => Val::Null,
+            };
+        }
+        let a = self.eval(l);
+        let b = self.eval(r);
+        if a.is_null() || b.is_null() {
+            return Val::Null;
+        }
+        match op {
+            BinOp::Eq => Val::Bool(equal(&a, &b)),
+            BinOp::Ne => Val::Bool(!equal(&a, &b)),
+            BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => match compare(&a, &b) {
+                None => Val::Null,
+                Some(o) => Val::Bool(match op {
+                    BinOp::Lt => o == Ordering::Less,
+                    BinOp::Le => o != Ordering::Greater,
+                    BinOp::Gt => o == Ordering::Greater,
+                    _ => o != Ordering::Less,
+                }),
+            },
+            _ => arith(op, &a, &b),
+        }
+    }
+
+    fn call(&mut self, f: Func, args: &[Expr]) -> Val<'a> {
+        match f {
+            Func::Coalesce => {
+                for a in args {
+                    let v = self.eval(a);
+                    if !v.is_null() {
+                        return v;
+                    }
+                }
+                Val::Null
+            }
+            Func::If => {
+                let c = self.eval(&args[0]);
+                self.eval(&args[if truthy(&c) { 1 } else { 2 }])
+            }
+            Func::Greatest | Func::Least => {
+                let mut best = self.eval(&args[0]);
+                if best.is_null() {
+                    return Val::Null;
+                }
+                for a in &args[1..] {
+                    let v = self.eval(a);
+                    match compare(&v, &best) {
+                        None => return Val::Null,
+                        Some(Ordering::Greater) if f == Func::Greatest => best = v,
+                        Some(Ordering::Less) if f == Func::Least => best = v,
+                        _ => {}
+                    }
+                }
+                best
+            }
+            Func::RefDate => Val::Date(self.ref_date),
+            _ => {
+                let a = self.eval(&args[0]);
+                let b = if args.len() > 1 { self.eval(&args[1]) } else { Val::Null };
+                scalar(f, a, b)
+            }
+        }
+    }
+
+    fn aggregate(&mut self, kind: Agg, value: &Expr, var: usize, seq: &Expr, cond: Option<&Expr>) -> Val<'a> {
+        let seq = self.eval(seq);
+        let mut best: Option<(Val<'a>, Val<'a>)> = None; // (key, element) for max/min/max_by/min_by
+        let (mut count, mut isum, mut fsum, mut is_float, mut overflow) = (0i64, 0i64, 0f64, false, false);
+        let mut distinct: Vec<Val<'a>> = Vec::new();
+        let mut seen_false = false;
+        for el in elements(&seq) {
+            self.locals[var] = el;
+            if let Some(c) = cond {
+                let c = self.eval(c);
+                if !truthy(&c) {
+                    continue;
+                }
+            }
+            let v = self.eval(value);
+            if v.is_null() {
+                continue;
+            }
+            match kind {
+                Agg::Max | Agg::Min | Agg::MaxBy | Agg::MinBy => {
+                    let want = if matches!(kind, Agg::Max | Agg::MaxBy) { Ordering::Greater } else { Ordering::Less };
+                    let replace = match &best {
+                        None => true,
+                        Some((k, _)) => compare(&v, k) == Some(want),
+                    };
+                    if replace {
+                        let el =
+                            if matches!(kind, Agg::MaxBy | Agg::MinBy) { self.locals[var].clone() } else { Val::Null };
+                        best = Some((v, el));
+                    }
+                }
+                Agg::Sum | Agg::Mean => match v {
+                    Val::Int(i) => {
+                        count += 1;
+                        fsum += i as f64;
+                        match isum.checked_add(i) {
+                            Some(s) => isum = s,
+                            None => overflow = true,
+                        }
+                    }
+                    Val::Float(f) => {
+                        count += 1;
+                        fsum += f;
+                        is_float = true;
+                    }
+                    _ => {}
+                },
+                Agg::Count => count += 1,
+                Agg::CountDistinct => {
+                    if !distinct.iter().any(|d| equal(d, &v)) {
+                        distinct.push(v);
+                    }
+                }
+                Agg::Any => {
+                    if truthy(&v) {
+                        return Val::Bool(true);
+                    }
+                }
+                Agg::All => seen_false |= matches!(v, Val::Bool(false)),
+                Agg::First => return v,
+            }
+        }
+        match kind {
+            Agg::Max | Agg::Min => best.map_or(Val::Null, |(k, _)| k),
+            Agg::MaxBy | Agg::MinBy => best.map_or(Val::Null, |(_, e)| e),
+            Agg::Sum if count == 0 => Val::Null,
+            Agg::Sum if is_float || overflow => Val::Float(fsum),
+            Agg::Sum => Val::Int(isum),
+            Agg::Mean if count == 0 => Val::Null,
+            Agg::Mean => Val::Float(fsum / count as f64),
+            Agg::Count => Val::Int(count),
+            Agg::CountDistinct => Val::Int(distinct.len() as i64),
+            Agg::Any => Val::Bool(false),
+            Agg::All => Val::Bool(!seen_false),
+            Agg::First => Val::Null,
+        }
+    }
+}
+
+fn arith<'a>(op: BinOp, a: &Val<'a>, b: &Val<'a>) -> Val<'a> {
+    if let (Val::Int(x), Val::Int(y)) = (a, b) {
+        let (x, y) = (*x, *y);
+        return match op {
+            BinOp::Add => num_result(x.checked_add(y), || x as f64 + y as f64),
+            BinOp::Sub => num_result(x.checked_sub(y), || x as f64 - y as f64),
+            BinOp::Mul => num_result(x.checked_mul(y), || x as f64 * y as f64),
+            BinOp::Div if y == 0 => Val::Null,
+            BinOp::Div => Val::Float(x as f64 / y as f64),
+            BinOp::Rem => x.checked_rem_euclid(y).map_or(Val::Null, Val::Int),
+            _ => Val::Null,
+        };
+    }
+    let (Some(x), Some(y)) = (a.as_f64(), b.as_f64()) else { return Val::Null };
+    let r = match op {
+        BinOp::Add => x + y,
+        BinOp::Sub => x - y,
+        BinOp::Mul => x * y,
+        BinOp::Div if y == 0.0 => return Val::Null,
+        BinOp::Div => x / y,
+        BinOp::Rem if y == 0.0 => return Val::Null,
+        BinOp::Rem => x.rem_euclid(y),
+        _ => return Val::Null,
+    };
+    if r.is_finite() { Val::Float(r) } else { Val::Null }
+}
+
+fn scalar<'a>(f: Func, a: Val<'a>, b: Val<'a>) -> Val<'a> {
+    match (f, a) {
+        (Func::Len, Val::Json(nodes)) => match nodes[0] {
+            simd_json::Node::Array { len, .. } | simd_json::Node::Object { len, .. } => Val::Int(len as i64),
+            _ => Val::Null,
+        },
+        (Func::Lower, Val::Str(s)) => Val::Str(match s {
+            Cow::Borrowed(b) => ascii_lower(b),
+            Cow::Owned(o) => Cow::Owned(o.to_ascii_lowercase()),
+        }),
+        (Func::Upper, Val::Str(s)) => Val::Str(Cow::Owned(s.to_ascii_uppercase())),
+        (Func::Trim, Val::Str(s)) => Val::Str(match s {
+            Cow::Borrowed(b) => Cow::Borrowed(b.trim()),
+            Cow::Owned(o) => Cow::Owned(o.trim().to_string()),
+        }),
+        (Func::Date, Val::Str(s)) => parse_date(&s).map_or(Val::Null, Val::Date),
+        (Func::Date, d @ Val::Date(_)) => d,
+        (Func::Year, Val::Date(d)) => Val::Int(i64::from(d.year())),
+        (Func::Month, Val::Date(d)) => Val::Int(i64::from(d.month())),
+        (Func::Day, Val::Date(d)) => Val::Int(i64::from(d.day())),
+        (Func::Months, Val::Date(a)) => match b {
+            Val::Date(b) => Val::Int(a.months_until(b)),
+            _ => Val::Null,
+        },
+        (Func::NullIf, a) => {
+            if !a.is_null() && !b.is_null() && equal(&a, &b) {
+                Val::Null
+            } else {
+                a
+            }
+        }
+        (Func::IsObject, v) => Val::Bool(matches!(v, Val::Json(n) if matches!(n[0], simd_json::Node::Object { .. }))),
+        (Func::IsArray, v) => Val::Bool(matches!(v, Val::Json(n) if matches!(n[0], simd_json::Node::Array { .. }))),
+        (Func::IsString, v) => Val::Bool(matches!(v, Val::Str(_))),
+        (Func::IsNumber, v) => Val::Bool(matches!(v, Val::Int(_) | Val::Float(_))),
+        (Func::Abs, Val::Int(i)) => num_result(i.checked_abs(), || (i as f64).abs()),
+        (Func::Abs, Val::Float(x)) => Val::Float(x.abs()),
+        (Func::Int, Val::Int(i)) => Val::Int(i),
+        (Func::Int, Val::Float(x)) if x.is_finite() && x.abs() < 9.2e18 => Val::Int(x.trunc() as i64),
+        (Func::Int, Val::Bool(b)) => Val::Int(i64::from(b)),
+        (Func::Int, Val::Str(s)) => s.trim().parse().map_or(Val::Null, Val::Int),
+        (Func::Float, Val::Int(i)) => Val::Float(i as f64),
+        (Func::Float, Val::Float(x)) => Val::Float(x),
+        (Func::Float, Val::Str(s)) => {
+            s.trim().parse::<f64>().ok().filter(|f| f.is_finite()).map_or(Val::Null, Val::Float)
+        }
+        _ => Val::Null,
+    }
+}
+
+/// Raises `best` to the highest rank of a keyword (one word, or two
+/// consecutive words) found in `text`.
+fn rank_text(t: &KeywordTable, text: &str, best: &mut Option<i64>) {
+    let mut prev = [0u8; 48];
+    let mut prev_len: Option<usize> = None;
+    let mut pair = [0u8; 97];
+    for_each_word(text, |w| {
+        let Some(w) = w else {
+            prev_len = None;
+            return;
+        };
+        if w.len() <= t.max_word {
+            if let Some(r) = t.ranks.get(w) {
+                *best = Some(best.map_or(*r, |b| b.max(*r)));
+            }
+        }
+        if t.has_pairs {
+            if let Some(pl) = prev_len {
+                if pl <= t.max_word && w.len() <= t.max_word {
+                    let n = pl + 1 + w.len();
+                    pair[..pl].copy_from_slice(&prev[..pl]);
+                    pair[pl] = b' ';
+                    pair[pl + 1..n].copy_from_slice(w);
+                    if let Some(r) = t.ranks.get(&pair[..n]) {
+                        *best = Some(best.map_or(*r, |b| b.max(*r)));
+                    }
+                }
+            }
+            prev[..w.len()].copy_from_slice(w);
+            prev_len = Some(w.len());
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoch_days_round_trip() {
+        for s in ["1970-01-01", "2000-02-29", "1900-03-01", "2025-07-01", "0001-01-01", "9999-12-31"] {
+            let d = parse_date(s).unwrap();
+            assert_eq!(ymd_from_days(d.days_since_epoch()), Some(d), "{s}");
+        }
+    }
+}

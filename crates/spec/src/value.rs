@@ -1,0 +1,232 @@
+//! Runtime values and the compiled expression tree.
+
+use std::borrow::Cow;
+use std::cmp::Ordering;
+
+use simd_json::{Node, StaticNode};
+
+use crate::text::Ymd;
+
+/// A value during evaluation. JSON strings and input strings are borrowed;
+/// JSON arrays and objects stay on the tape (`Json` is the node and its
+/// children).
+#[derive(Debug, Clone)]
+pub enum Val<'a> {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(Cow<'a, str>),
+    Date(Ymd),
+    Json(&'a [Node<'a>]),
+}
+
+impl<'a> Val<'a> {
+    pub fn is_null(&self) -> bool {
+        matches!(self, Val::Null)
+    }
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Val::Int(i) => Some(*i as f64),
+            Val::Float(f) => Some(*f),
+            _ => None,
+        }
+    }
+    /// The value of the tape node that starts `nodes`.
+    #[inline]
+    pub fn from_tape(nodes: &'a [Node<'a>]) -> Val<'a> {
+        match nodes[0] {
+            Node::String(s) => Val::Str(Cow::Borrowed(s)),
+            Node::Static(StaticNode::Null) => Val::Null,
+            Node::Static(StaticNode::Bool(b)) => Val::Bool(b),
+            Node::Static(StaticNode::I64(i)) => Val::Int(i),
+            Node::Static(StaticNode::U64(u)) => i64::try_from(u).map_or(Val::Float(u as f64), Val::Int),
+            Node::Static(StaticNode::F64(f)) => Val::Float(f),
+            Node::Array { count, .. } | Node::Object { count, .. } => Val::Json(&nodes[..=count]),
+        }
+    }
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Val::Null => "null",
+            Val::Bool(_) => "boolean",
+            Val::Int(_) | Val::Float(_) => "number",
+            Val::Str(_) => "string",
+            Val::Date(_) => "date",
+            Val::Json(n) if matches!(n[0], Node::Array { .. }) => "array",
+            Val::Json(_) => "object",
+        }
+    }
+}
+
+/// Number of nodes a tape value takes, itself included.
+#[inline]
+pub fn span(n: &Node<'_>) -> usize {
+    match n {
+        Node::Array { count, .. } | Node::Object { count, .. } => count + 1,
+        _ => 1,
+    }
+}
+
+/// The elements of a JSON array (nothing when it is not an array).
+pub fn elements<'a>(v: &Val<'a>) -> ArrayIter<'a> {
+    match v {
+        Val::Json(nodes) if matches!(nodes[0], Node::Array { .. }) => ArrayIter { rest: &nodes[1..] },
+        _ => ArrayIter { rest: &[] },
+    }
+}
+
+#[derive(Debug)]
+pub struct ArrayIter<'a> {
+    rest: &'a [Node<'a>],
+}
+
+impl<'a> Iterator for ArrayIter<'a> {
+    type Item = Val<'a>;
+    #[inline]
+    fn next(&mut self) -> Option<Val<'a>> {
+        let first = self.rest.first()?;
+        let (head, tail) = self.rest.split_at(span(first));
+        self.rest = tail;
+        Some(Val::from_tape(head))
+    }
+}
+
+/// `obj.key`; of duplicate keys the last wins; NULL when not an object.
+pub fn field<'a>(v: &Val<'a>, key: &str) -> Val<'a> {
+    let Val::Json(nodes) = v else { return Val::Null };
+    let Node::Object { len, .. } = nodes[0] else { return Val::Null };
+    let mut idx = 1;
+    let mut found = None;
+    for _ in 0..len {
+        let Node::String(k) = nodes[idx] else { return Val::Null };
+        idx += 1;
+        let n = span(&nodes[idx]);
+        if k == key {
+            found = Some(idx..idx + n);
+        }
+        idx += n;
+    }
+    found.map_or(Val::Null, |r| Val::from_tape(&nodes[r]))
+}
+
+pub fn index<'a>(v: &Val<'a>, i: i64) -> Val<'a> {
+    let len = match v {
+        Val::Json(nodes) => match nodes[0] {
+            Node::Array { len, .. } => len as i64,
+            _ => return Val::Null,
+        },
+        _ => return Val::Null,
+    };
+    let i = if i < 0 { len + i } else { i };
+    if i < 0 || i >= len {
+        return Val::Null;
+    }
+    elements(v).nth(i as usize).unwrap_or(Val::Null)
+}
+
+/// Order of two non-null values of comparable types.
+pub fn compare(a: &Val<'_>, b: &Val<'_>) -> Option<Ordering> {
+    match (a, b) {
+        (Val::Int(x), Val::Int(y)) => Some(x.cmp(y)),
+        (Val::Int(_) | Val::Float(_), Val::Int(_) | Val::Float(_)) => a.as_f64()?.partial_cmp(&b.as_f64()?),
+        (Val::Str(x), Val::Str(y)) => Some(x.as_ref().cmp(y.as_ref())),
+        (Val::Date(x), Val::Date(y)) => Some(x.cmp(y)),
+        (Val::Bool(x), Val::Bool(y)) => Some(x.cmp(y)),
+        _ => None,
+    }
+}
+
+/// Equality of non-null values: values of different types are not equal.
+pub fn equal(a: &Val<'_>, b: &Val<'_>) -> bool {
+    match (a, b) {
+        (Val::Json(x), Val::Json(y)) => std::ptr::eq(*x, *y),
+        _ => compare(a, b) == Some(Ordering::Equal),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Const {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(Box<str>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Rem,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    And,
+    Or,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Func {
+    Len,
+    Lower,
+    Upper,
+    Trim,
+    Date,
+    Year,
+    Month,
+    Day,
+    Months,
+    Coalesce,
+    Greatest,
+    Least,
+    NullIf,
+    If,
+    IsObject,
+    IsArray,
+    IsString,
+    IsNumber,
+    Abs,
+    Int,
+    Float,
+    RefDate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Agg {
+    Max,
+    Min,
+    Sum,
+    Mean,
+    Count,
+    CountDistinct,
+    Any,
+    All,
+    First,
+    MaxBy,
+    MinBy,
+}
+
+#[derive(Debug, Clone)]
+pub enum Expr {
+    Const(Const),
+    Input(usize),
+    JsonRoot(usize),
+    Local(usize),
+    Slot(usize),
+    Field(Box<Expr>, Box<str>),
+    Index(Box<Expr>, i64),
+    Spread(Box<Expr>),
+    Neg(Box<Expr>),
+    Not(Box<Expr>),
+    Bin(BinOp, Box<Expr>, Box<Expr>),
+    IsNull(Box<Expr>, bool),
+    Call(Func, Vec<Expr>),
+    Bind { slot: usize, value: Box<Expr>, body: Box<Expr> },
+    Agg { kind: Agg, value: Box<Expr>, var: usize, seq: Box<Expr>, cond: Option<Box<Expr>> },
+    KeywordRank { table: usize, args: Vec<Expr>, default: Option<i64> },
+}
