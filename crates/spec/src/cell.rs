@@ -78,27 +78,35 @@ impl CellParser {
     }
 }
 
-/// simd-json's own message, with the byte offset it reports, kept within the cell.
+/// simd-json decides what is rejected; its error positions are coarse, so
+/// a rejected cell (rare) is re-read by serde_json for a precise message
+/// and byte offset.
 fn describe(e: &simd_json::Error, cell: &[u8]) -> CellError {
-    let offset = e.index().min(cell.len());
     use simd_json::ErrorType as E;
+    if matches!(e.error(), E::DepthLimitExceeded) {
+        return CellError { offset: e.index().min(cell.len()), message: "nesting deeper than 1024 levels".into() };
+    }
+    if let Err(se) = serde_json::from_slice::<serde::de::IgnoredAny>(cell) {
+        if !matches!(se.classify(), serde_json::error::Category::Io) && !se.to_string().starts_with("recursion limit") {
+            let line_start: usize =
+                cell.split(|&b| b == b'\n').take(se.line().saturating_sub(1)).map(|l| l.len() + 1).sum();
+            let offset =
+                if se.is_eof() { cell.len() } else { (line_start + se.column().saturating_sub(1)).min(cell.len()) };
+            let full = se.to_string();
+            let message = full.rsplit_once(" at line ").map_or(full.as_str(), |(m, _)| m).to_string();
+            return CellError { offset, message };
+        }
+    }
     let message = match e.error() {
         E::Eof => "unexpected end of the document",
-        E::TrailingData => "data after the end of the document",
+        E::TrailingData => "trailing characters",
         E::InvalidUtf8 => "invalid UTF-8",
-        E::InvalidEscape => "invalid escape sequence",
-        E::InvalidUnicodeEscape | E::InvalidUnicodeCodepoint => "invalid \\u escape (lone surrogate?)",
+        E::InvalidEscape => "invalid escape",
+        E::InvalidUnicodeEscape | E::InvalidUnicodeCodepoint => "invalid unicode code point",
         E::InvalidNumber | E::InvalidExponent => "invalid number",
-        E::UnterminatedString => "unterminated string",
-        E::ExpectedArrayComma => "expected ',' or ']' in an array",
-        E::ExpectedMapComma => "expected ',' or '}' in an object",
-        E::ExpectedObjectColon => "expected ':' after an object key",
-        E::KeyMustBeAString | E::BadKeyType => "object key is not a string",
-        E::InputTooLarge => "cell larger than 4 GiB",
-        E::Syntax if e.index() == 0 => "nesting deeper than 1024 levels or not JSON",
         _ => "invalid JSON",
     };
-    CellError { offset, message: message.to_string() }
+    CellError { offset: e.index().min(cell.len()), message: message.to_string() }
 }
 
 /// A float that overflowed to infinity is out of range for RFC 8259 and for

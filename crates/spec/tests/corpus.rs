@@ -1,0 +1,166 @@
+//! Public corpora from `../shared/corpora` (see its SOURCES.md): JSONTestSuite
+//! through the cell parser and through the evaluator, and JSON Resume
+//! documents through the example spec.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int8Type, Int16Type, Int32Type};
+use arrow_array::{Array, RecordBatch, StringArray};
+use fleet_spec::{CellParser, JSON_RESUME, Parsed, Spec, Workspace, Ymd};
+use simd_json::Tape;
+
+/// The shared corpora; `FLEET_CORPORA` overrides. Missing corpora fail the
+/// test rather than skip it.
+fn corpora() -> PathBuf {
+    let p = std::env::var_os("FLEET_CORPORA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora"));
+    assert!(p.join("SOURCES.md").exists(), "corpora not found at {} (set FLEET_CORPORA)", p.display());
+    p
+}
+
+fn suite() -> Vec<(String, Vec<u8>)> {
+    let dir = corpora().join("jsontestsuite/test_parsing");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+        .collect();
+    files.sort();
+    assert!(files.len() > 300, "JSONTestSuite looks incomplete: {} files", files.len());
+    files
+}
+
+fn blank(b: &[u8]) -> bool {
+    b.iter().all(|c| matches!(c, b' ' | b'\t' | b'\r' | b'\n'))
+}
+
+#[test]
+fn every_y_file_parses_and_every_n_file_fails() {
+    let mut parser = CellParser::default();
+    let mut wrong = Vec::new();
+    let (mut y, mut n) = (0, 0);
+    for (name, bytes) in suite() {
+        let mut tape = Tape::null();
+        let r = parser.parse(&bytes, &mut tape);
+        if name.starts_with("y_") {
+            y += 1;
+            if r.is_err() {
+                wrong.push(format!("{name}: rejected: {}", r.unwrap_err()));
+            }
+        } else if name.starts_with("n_") {
+            n += 1;
+            match r {
+                Err(e) => assert!(e.offset <= bytes.len(), "{name}: offset {} past the end", e.offset),
+                Ok(Parsed::Empty) if blank(&bytes) => {}
+                Ok(_) => wrong.push(format!("{name}: accepted")),
+            }
+        }
+    }
+    assert_eq!((y, n), (95, 188));
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn every_utf8_n_file_as_a_cell_is_a_reject() {
+    let spec =
+        Spec::parse("input pid: string\njson skills\nid pid\nfeature skill_count: int16 = len(skills)\n").unwrap();
+    let cases: Vec<(String, String)> = suite()
+        .into_iter()
+        .filter(|(n, _)| n.starts_with("n_"))
+        .filter_map(|(n, b)| String::from_utf8(b).ok().map(|s| (n, s)))
+        .collect();
+    let pids: Vec<&str> = cases.iter().map(|(n, _)| n.as_str()).collect();
+    let cells: Vec<&str> = cases.iter().map(|(_, s)| s.as_str()).collect();
+    let batch = RecordBatch::try_from_iter([
+        ("pid", Arc::new(StringArray::from(pids.clone())) as _),
+        ("skills", Arc::new(StringArray::from(cells.clone())) as _),
+    ])
+    .unwrap();
+    let ev = spec.bind(&batch.schema(), Ymd::new(2025, 7, 1).unwrap()).unwrap();
+    let out = ev.evaluate(&batch, 0..batch.num_rows(), &mut Workspace::default()).unwrap();
+    let counts = out.columns[0].as_primitive::<Int16Type>();
+    let rejected: std::collections::HashSet<&str> = out.rejects.iter().map(|r| r.id.as_str()).collect();
+    for (i, (name, cell)) in cases.iter().enumerate() {
+        if blank(cell.as_bytes()) {
+            // §3.1: empty and whitespace-only read as []
+            assert_eq!(counts.value(i), 0, "{name}");
+            assert!(!rejected.contains(name.as_str()), "{name}");
+        } else {
+            assert!(counts.is_null(i), "{name} was not rejected");
+            assert!(rejected.contains(name.as_str()), "{name} has no reject record");
+        }
+    }
+    assert_eq!(out.rows_rejected, cases.iter().filter(|(_, c)| !blank(c.as_bytes())).count());
+    assert!(out.rejects.iter().all(|r| r.message.contains(" at byte ")), "{:?}", out.rejects);
+}
+
+#[test]
+fn json_resume_spec_on_the_jsonresume_corpora() {
+    let root = corpora();
+    let mut ids = Vec::new();
+    let mut docs = Vec::new();
+    for dir in [
+        "jsonresume-org/examples",
+        "jsonresume-founders/valid",
+        "jsonresume-founders/malformed",
+        "jsonresume-fake/resumes",
+    ] {
+        let mut paths: Vec<_> = std::fs::read_dir(root.join(dir)).unwrap().map(|e| e.unwrap().path()).collect();
+        paths.sort();
+        for p in paths.into_iter().filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "json")) {
+            if let Ok(text) = String::from_utf8(std::fs::read(&p).unwrap()) {
+                ids.push(format!("{dir}/{}", p.file_name().unwrap().to_string_lossy()));
+                docs.push(text);
+            }
+        }
+    }
+    assert!(docs.len() > 300);
+    let spec = Spec::parse(JSON_RESUME).unwrap();
+    let batch = RecordBatch::try_from_iter([
+        ("id", Arc::new(StringArray::from(ids.clone())) as _),
+        ("resume", Arc::new(StringArray::from(docs.clone())) as _),
+    ])
+    .unwrap();
+    let ev = spec.bind(&batch.schema(), Ymd::new(2025, 7, 1).unwrap()).unwrap();
+    let out = ev.evaluate(&batch, 0..batch.num_rows(), &mut Workspace::default()).unwrap();
+    let names: Vec<String> = spec.output_schema().fields().iter().map(|f| f.name().clone()).collect();
+    let col = |n: &str| out.columns[names.iter().position(|x| x == n).unwrap()].clone();
+    let row = ids.iter().position(|i| i == "jsonresume-org/examples/new-grad.resume.json").unwrap();
+
+    // Checked by hand against the document.
+    assert_eq!(col("name").as_string::<i32>().value(row), "Maya Okonkwo");
+    assert_eq!(col("country_code").as_string::<i32>().value(row), "US");
+    assert_eq!(col("highest_degree").as_primitive::<Int8Type>().value(row), 3);
+
+    // The rest against an independent reading of each document with serde_json.
+    let mut checked = 0;
+    for (i, doc) in docs.iter().enumerate() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(doc) else {
+            assert!(out.rejects.iter().any(|r| r.row == i), "{} should be rejected", ids[i]);
+            continue;
+        };
+        if !v.is_object() {
+            continue;
+        }
+        let work = v.get("work").and_then(|w| w.as_array());
+        let want_count = work.map_or(0, |w| w.len()) as i16;
+        assert_eq!(col("work_count").as_primitive::<Int16Type>().value(i), want_count, "{}", ids[i]);
+        let want_langs = v.get("languages").and_then(|w| w.as_array()).map_or(0, |w| w.len()) as i16;
+        assert_eq!(col("language_count").as_primitive::<Int16Type>().value(i), want_langs, "{}", ids[i]);
+        let want_kw: i64 = v.get("skills").and_then(|s| s.as_array()).map_or(0, |s| {
+            s.iter().map(|k| k.get("keywords").and_then(|k| k.as_array()).map_or(0, |a| a.len() as i64)).sum()
+        });
+        assert_eq!(i64::from(col("skill_keyword_count").as_primitive::<Int32Type>().value(i)), want_kw, "{}", ids[i]);
+        let name = v.pointer("/basics/name").and_then(|n| n.as_str());
+        let got = col("name");
+        let got = got.as_string::<i32>();
+        assert_eq!((!got.is_null(i)).then(|| got.value(i)), name, "{}", ids[i]);
+        checked += 1;
+    }
+    assert!(checked > 300, "{checked}");
+    assert!(!out.rejects.is_empty(), "the malformed founders' resumes are rejects");
+}
