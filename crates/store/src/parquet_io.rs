@@ -1,0 +1,377 @@
+//! Streaming batch readers (Parquet, NDJSON) and the Parquet writer.
+
+use std::sync::{Arc, Mutex};
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::stream::{BoxStream, StreamExt};
+use object_store::ObjectStoreExt;
+use object_store::buffered::BufWriter;
+use object_store::path::Path;
+use parquet::arrow::arrow_reader::ArrowReaderOptions;
+use parquet::arrow::async_reader::AsyncFileReader;
+use parquet::arrow::async_writer::AsyncFileWriter;
+use parquet::arrow::{AsyncArrowWriter, ParquetRecordBatchStreamBuilder, ProjectionMask};
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+use parquet::file::properties::WriterProperties;
+use tracing::instrument;
+
+pub use parquet::basic::{Compression, GzipLevel, ZstdLevel};
+
+/// Reads a Parquet object through `object_store`: ranged GETs, footer
+/// prefetched in one request.
+struct ObjectReader {
+    store: Arc<dyn object_store::ObjectStore>,
+    path: Path,
+    size: u64,
+}
+
+impl AsyncFileReader for ObjectReader {
+    fn get_bytes(&mut self, range: std::ops::Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
+        Box::pin(async move {
+            self.store
+                .get_range(&self.path, range)
+                .await
+                .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))
+        })
+    }
+    fn get_byte_ranges(
+        &mut self,
+        ranges: Vec<std::ops::Range<u64>>,
+    ) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
+        Box::pin(async move {
+            self.store
+                .get_ranges(&self.path, &ranges)
+                .await
+                .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))
+        })
+    }
+    fn get_metadata<'a>(
+        &'a mut self,
+        _options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
+        Box::pin(async move {
+            let size = self.size;
+            let meta =
+                ParquetMetaDataReader::new().with_prefetch_hint(Some(64 << 10)).load_and_finish(self, size).await?;
+            Ok(Arc::new(meta))
+        })
+    }
+}
+
+use crate::{InputFormat, InputObject, Location, Result, StoreError};
+
+/// A stream of record batches read from one object.
+pub type BatchStream = BoxStream<'static, Result<RecordBatch>>;
+
+/// Opens `obj` as a stream of batches of at most `batch_rows` rows.
+/// Parquet reads only the `columns` that exist in the file (the caller
+/// checks the schema); NDJSON is decoded with `ndjson_schema`, reading the
+/// object in chunks, so memory stays bounded by the batch size.
+#[instrument(skip_all, fields(uri = %obj.uri()))]
+pub async fn open_batches(
+    obj: &InputObject,
+    format: InputFormat,
+    columns: &[&str],
+    ndjson_schema: SchemaRef,
+    batch_rows: usize,
+) -> Result<BatchStream> {
+    let uri = obj.uri();
+    match format {
+        InputFormat::Parquet => {
+            let reader = ObjectReader { store: obj.location.store().clone(), path: obj.path.clone(), size: obj.size };
+            let pq = |e| StoreError::Parquet { op: "read", uri: uri.clone(), source: e };
+            let builder = ParquetRecordBatchStreamBuilder::new(reader).await.map_err(pq)?;
+            let schema = builder.schema().clone();
+            let indices: Vec<usize> = columns.iter().filter_map(|c| schema.index_of(c).ok()).collect();
+            let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
+            let stream = builder.with_projection(mask).with_batch_size(batch_rows).build().map_err(pq)?;
+            let u = uri.clone();
+            Ok(stream
+                .map(move |r| r.map_err(|e| StoreError::Parquet { op: "read", uri: u.clone(), source: e }))
+                .boxed())
+        }
+        InputFormat::Ndjson => {
+            let get = obj.location.store().get(&obj.path).await.map_err(|e| StoreError::ObjectStore {
+                op: "get",
+                uri: uri.clone(),
+                source: e,
+            })?;
+            let decoder = arrow_json::ReaderBuilder::new(ndjson_schema)
+                .with_batch_size(batch_rows)
+                .build_decoder()
+                .map_err(|e| StoreError::Ndjson { uri: uri.clone(), offset: 0, source: e })?;
+            let state =
+                NdjsonState { bytes: get.into_stream(), buf: Bytes::new(), decoder, uri, offset: 0, done: false };
+            Ok(futures::stream::unfold(state, |mut s| async move {
+                let r = s.next_batch().await;
+                match r {
+                    Ok(None) => None,
+                    other => Some((other.map(|b| b.expect("Some")), s)),
+                }
+            })
+            .boxed())
+        }
+    }
+}
+
+struct NdjsonState {
+    bytes: BoxStream<'static, object_store::Result<Bytes>>,
+    buf: Bytes,
+    decoder: arrow_json::reader::Decoder,
+    uri: String,
+    offset: u64,
+    done: bool,
+}
+
+impl NdjsonState {
+    async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        let err = |s: &Self, e| StoreError::Ndjson { uri: s.uri.clone(), offset: s.offset, source: e };
+        loop {
+            if self.buf.is_empty() && !self.done {
+                match self.bytes.next().await {
+                    Some(Ok(b)) => self.buf = b,
+                    Some(Err(e)) => {
+                        return Err(StoreError::ObjectStore { op: "read", uri: self.uri.clone(), source: e });
+                    }
+                    None => self.done = true,
+                }
+            }
+            if self.buf.is_empty() {
+                return self.decoder.flush().map_err(|e| err(self, e));
+            }
+            let n = self.decoder.decode(&self.buf).map_err(|e| err(self, e))?;
+            self.offset += n as u64;
+            let _ = self.buf.split_to(n);
+            if !self.buf.is_empty() {
+                // the decoder stopped because a batch is full
+                if let Some(b) = self.decoder.flush().map_err(|e| err(self, e))? {
+                    return Ok(Some(b));
+                }
+            }
+        }
+    }
+}
+
+/// How a [`ParquetSink`] writes.
+#[derive(Debug, Clone)]
+pub struct WriteOptions {
+    compression: Compression,
+    row_group_bytes: usize,
+    max_row_group_rows: usize,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        Self {
+            compression: Compression::ZSTD(ZstdLevel::try_new(3).expect("valid level")),
+            row_group_bytes: 128 << 20,
+            max_row_group_rows: 1 << 20,
+        }
+    }
+}
+
+impl WriteOptions {
+    /// Default zstd level 3 (arrow-rs itself defaults to uncompressed).
+    pub fn with_compression(self, compression: Compression) -> Self {
+        Self { compression, ..self }
+    }
+    /// A row group is closed once its encoded size reaches this. Default 128 MiB.
+    pub fn with_row_group_bytes(self, row_group_bytes: usize) -> Self {
+        Self { row_group_bytes, ..self }
+    }
+    /// Upper bound on rows per row group. Default 1,048,576.
+    pub fn with_max_row_group_rows(self, max_row_group_rows: usize) -> Self {
+        Self { max_row_group_rows, ..self }
+    }
+}
+
+/// What a closed sink wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SinkStats {
+    pub uri: String,
+    pub rows: u64,
+    pub bytes: u64,
+    /// CRC32C of the whole object, as S3 computes it, in hex.
+    pub crc32c: String,
+    pub row_groups: usize,
+}
+
+#[derive(Default)]
+struct Hash {
+    crc: u32,
+    bytes: u64,
+}
+
+/// Multipart upload through `BufWriter`, hashing what goes out; aborted if
+/// dropped before completion.
+struct HashingWriter {
+    inner: Option<BufWriter>,
+    hash: Arc<Mutex<Hash>>,
+}
+
+impl AsyncFileWriter for HashingWriter {
+    fn write(&mut self, bs: Bytes) -> BoxFuture<'_, parquet::errors::Result<()>> {
+        {
+            let mut h = self.hash.lock().expect("hash lock");
+            h.crc = crc32c::crc32c_append(h.crc, &bs);
+            h.bytes += bs.len() as u64;
+        }
+        Box::pin(async move {
+            let w =
+                self.inner.as_mut().ok_or_else(|| parquet::errors::ParquetError::General("writer closed".into()))?;
+            w.put(bs).await.map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))
+        })
+    }
+    fn complete(&mut self) -> BoxFuture<'_, parquet::errors::Result<()>> {
+        Box::pin(async move {
+            use tokio::io::AsyncWriteExt;
+            if let Some(mut w) = self.inner.take() {
+                w.shutdown().await.map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))?;
+            }
+            Ok(())
+        })
+    }
+}
+
+impl Drop for HashingWriter {
+    fn drop(&mut self) {
+        if let Some(mut w) = self.inner.take() {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    if let Err(e) = w.abort().await {
+                        tracing::warn!(error = %e, "Aborting an unfinished upload failed.");
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// Writes batches to one Parquet object, closing row groups by size.
+pub struct ParquetSink {
+    writer: AsyncArrowWriter<HashingWriter>,
+    hash: Arc<Mutex<Hash>>,
+    uri: String,
+    rows: u64,
+    row_group_bytes: usize,
+}
+
+impl std::fmt::Debug for ParquetSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParquetSink").field("uri", &self.uri).field("rows", &self.rows).finish()
+    }
+}
+
+impl ParquetSink {
+    pub fn create(loc: &Location, path: Path, schema: SchemaRef, opts: &WriteOptions) -> Result<Self> {
+        let uri = loc.uri_of(&path);
+        let hash = Arc::new(Mutex::new(Hash::default()));
+        let inner = BufWriter::with_capacity(loc.store().clone(), path, 8 << 20);
+        let props = WriterProperties::builder()
+            .set_compression(opts.compression)
+            .set_max_row_group_row_count(Some(opts.max_row_group_rows))
+            .build();
+        let writer =
+            AsyncArrowWriter::try_new(HashingWriter { inner: Some(inner), hash: hash.clone() }, schema, Some(props))
+                .map_err(|e| StoreError::Parquet { op: "create", uri: uri.clone(), source: e })?;
+        Ok(Self { writer, hash, uri, rows: 0, row_group_bytes: opts.row_group_bytes })
+    }
+
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        let pq = |e| StoreError::Parquet { op: "write", uri: self.uri.clone(), source: e };
+        self.writer.write(batch).await.map_err(pq)?;
+        self.rows += batch.num_rows() as u64;
+        if self.writer.in_progress_size() >= self.row_group_bytes {
+            self.writer.flush().await.map_err(|e| StoreError::Parquet {
+                op: "write",
+                uri: self.uri.clone(),
+                source: e,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Finishes the file; the object becomes visible only now.
+    pub async fn close(self) -> Result<SinkStats> {
+        let Self { writer, hash, uri, rows, .. } = self;
+        let meta =
+            writer.close().await.map_err(|e| StoreError::Parquet { op: "close", uri: uri.clone(), source: e })?;
+        let h = hash.lock().expect("hash lock");
+        Ok(SinkStats { uri, rows, bytes: h.bytes, crc32c: format!("{:08x}", h.crc), row_groups: meta.num_row_groups() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Int32Array, StringArray};
+    use futures::TryStreamExt;
+
+    #[tokio::test]
+    async fn parquet_round_trip_with_projection_and_row_groups() {
+        let loc = Location::parse("memory:///pq-test/").unwrap();
+        let batch = RecordBatch::try_from_iter([
+            ("a", Arc::new(Int32Array::from_iter_values(0..1000)) as _),
+            ("b", Arc::new(StringArray::from_iter_values((0..1000).map(|i| format!("v{i}")))) as _),
+        ])
+        .unwrap();
+        let opts = WriteOptions::default().with_row_group_bytes(1024);
+        let mut sink = ParquetSink::create(&loc, loc.join("x.parquet").unwrap(), batch.schema(), &opts).unwrap();
+        for _ in 0..3 {
+            sink.write(&batch).await.unwrap();
+        }
+        let stats = sink.close().await.unwrap();
+        assert_eq!(stats.rows, 3000);
+        assert_eq!(stats.row_groups, 3);
+        let bytes = loc.get_bytes("x.parquet").await.unwrap();
+        assert_eq!(stats.bytes, bytes.len() as u64);
+        assert_eq!(stats.crc32c, format!("{:08x}", crc32c::crc32c(&bytes)));
+
+        let obj = crate::list_inputs("memory:///pq-test/x.parquet").await.unwrap().remove(0);
+        let batches: Vec<RecordBatch> = open_batches(&obj, InputFormat::Parquet, &["b", "zz"], batch.schema(), 700)
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 3000);
+        assert!(batches.iter().all(|b| b.num_rows() <= 700));
+        assert_eq!(batches[0].num_columns(), 1);
+        assert_eq!(batches[0].schema().field(0).name(), "b");
+    }
+
+    #[tokio::test]
+    async fn ndjson_streams_in_batches_and_reports_the_offset() {
+        let loc = Location::parse("memory:///nd-test/").unwrap();
+        let lines: String = (0..2500).map(|i| format!("{{\"a\": {i}, \"b\": \"x{i}\", \"extra\": [1]}}\n")).collect();
+        loc.put_bytes("x.ndjson", lines.into_bytes()).await.unwrap();
+        let schema = Arc::new(arrow_schema::Schema::new(vec![
+            arrow_schema::Field::new("a", arrow_schema::DataType::Int32, true),
+            arrow_schema::Field::new("b", arrow_schema::DataType::Utf8, true),
+        ]));
+        let obj = crate::list_inputs("memory:///nd-test/x.ndjson").await.unwrap().remove(0);
+        let batches: Vec<RecordBatch> = open_batches(&obj, InputFormat::Ndjson, &[], schema.clone(), 1000)
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(batches.iter().map(|b| b.num_rows()).collect::<Vec<_>>(), [1000, 1000, 500]);
+        let last = batches[2].column(0).as_any().downcast_ref::<Int32Array>().unwrap();
+        assert_eq!(last.value(499), 2499);
+
+        loc.put_bytes("bad.ndjson", b"{\"a\": 1}\n{\"a\": oops}\n".to_vec()).await.unwrap();
+        let obj = crate::list_inputs("memory:///nd-test/bad.ndjson").await.unwrap().remove(0);
+        let r: Result<Vec<RecordBatch>> =
+            open_batches(&obj, InputFormat::Ndjson, &[], schema, 1000).await.unwrap().try_collect().await;
+        let e = r.unwrap_err();
+        assert!(e.to_string().contains("bad.ndjson"), "{e}");
+    }
+}
