@@ -113,6 +113,16 @@ impl Spec {
         self.prog.inputs.iter().map(|i| i.name.as_str()).chain(self.prog.json.iter().map(String::as_str)).collect()
     }
 
+    /// The declared type of a scalar input column.
+    pub fn input_type(&self, name: &str) -> Option<InputType> {
+        self.prog.inputs.iter().find(|i| i.name == name).map(|i| i.ty)
+    }
+
+    /// The name of the row id column (`id`), used in reject records.
+    pub fn id_column(&self) -> Option<&str> {
+        self.prog.id.map(|i| self.prog.inputs[i].name.as_str())
+    }
+
     /// The JSON columns, in the order of their reject statistics.
     pub fn json_columns(&self) -> Vec<&str> {
         self.prog.json.iter().map(String::as_str).collect()

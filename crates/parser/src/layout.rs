@@ -1,0 +1,74 @@
+//! Where everything goes under the table location. Pure functions, so that
+//! a retried shard writes exactly the keys its failed attempt wrote.
+
+use fleet_contract::{Partition, Shard};
+
+/// `<partition>/part-<input stem>-<crc32c of the input URI>.parquet`.
+/// Derived from the input only, so a retry overwrites; the hash keeps two
+/// inputs with the same file name apart; the name never starts with `_` or
+/// `.`, which Athena and Hive would skip.
+pub fn data_key(partition: &Partition, input_uri: &str) -> String {
+    let name = input_uri.rsplit('/').next().unwrap_or_default();
+    let mut stem = name;
+    for ext in [".gz", ".zst", ".parquet", ".ndjson", ".jsonl", ".json", ".snappy", ".zstd"] {
+        stem = stem.strip_suffix(ext).unwrap_or(stem);
+        stem = stem.strip_suffix(ext).unwrap_or(stem);
+    }
+    let clean: String = stem
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
+        .take(96)
+        .collect();
+    let hash = crc32c::crc32c(input_uri.as_bytes());
+    format!("{}/part-{clean}-{hash:08x}.parquet", partition.path())
+}
+
+/// `<partition>/_commits/shard-00007-of-00050.json`: written last; the shard is done when it exists.
+pub fn commit_key(partition: &Partition, shard: Shard) -> String {
+    format!("{}/_commits/{}.json", partition.path(), shard.name())
+}
+
+/// `_rejects/<partition>/shard-00007-of-00050.parquet`.
+pub fn rejects_key(partition: &Partition, shard: Shard) -> String {
+    format!("_rejects/{}/{}.parquet", partition.path(), shard.name())
+}
+
+/// `_runs/<run id>/shard-00007-of-00050.json`.
+pub fn summary_key(run_id: &str, shard: Shard) -> String {
+    format!("_runs/{run_id}/{}.json", shard.name())
+}
+
+/// `_runs/<run id>/table_input.json`: the local catalog entry.
+pub fn table_input_key(run_id: &str) -> String {
+    format!("_runs/{run_id}/table_input.json")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p() -> Partition {
+        Partition(vec![("dt".into(), "2025-07-01".into())])
+    }
+
+    #[test]
+    fn keys_are_deterministic_and_visible() {
+        let k = data_key(&p(), "s3://b/raw/part-00001.zstd.parquet");
+        assert_eq!(
+            k,
+            format!(
+                "dt=2025-07-01/part-part-00001-{:08x}.parquet",
+                crc32c::crc32c(b"s3://b/raw/part-00001.zstd.parquet")
+            )
+        );
+        assert_eq!(k, data_key(&p(), "s3://b/raw/part-00001.zstd.parquet"));
+        assert_ne!(k, data_key(&p(), "s3://b/other/part-00001.zstd.parquet"));
+        let odd = data_key(&p(), "file:///x/_weird name?.json");
+        assert!(odd.starts_with("dt=2025-07-01/part-_weird_name_-"), "{odd}");
+        assert!(!odd.contains(".."));
+        let s = Shard { index: 7, count: 50 };
+        assert_eq!(commit_key(&p(), s), "dt=2025-07-01/_commits/shard-00007-of-00050.json");
+        assert_eq!(rejects_key(&p(), s), "_rejects/dt=2025-07-01/shard-00007-of-00050.parquet");
+        assert_eq!(summary_key("r1", s), "_runs/r1/shard-00007-of-00050.json");
+    }
+}

@@ -1,0 +1,348 @@
+//! The shard pipeline: a reader task, parallel evaluation on the Rayon pool,
+//! and the writer, overlapped so that reading batch i+2, evaluating batch
+//! i+1 and writing batch i happen at once. Memory is bounded by a few
+//! batches, whatever the shard size.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use fleet_contract::InputFormat as CfgFormat;
+use fleet_spec::{Evaluator, Reject, Workspace};
+use fleet_store::{InputFormat, InputObject, ParquetSink, list_inputs, open_batches};
+use futures::StreamExt;
+use rayon::prelude::*;
+use tracing::{info, warn};
+
+use crate::summary::{CommitMarker, CommittedFile, RunSummary, fargate_cost, peak_rss_bytes};
+use crate::{FeatureParser, ParserError, catalog, layout};
+
+thread_local! {
+    static WORKSPACE: RefCell<Workspace> = RefCell::new(Workspace::default());
+}
+
+/// The features of one batch.
+#[derive(Debug)]
+pub struct Evaluated {
+    pub batch: RecordBatch,
+    pub rejects: Vec<Reject>,
+    pub rows_rejected: u64,
+    pub json_bytes: u64,
+}
+
+/// Evaluates `batch` on `pool`, in row chunks, each thread reusing its own
+/// parse buffers.
+pub fn evaluate_parallel(
+    ev: &Evaluator,
+    batch: &RecordBatch,
+    pool: &rayon::ThreadPool,
+    schema: SchemaRef,
+) -> Result<Evaluated, ParserError> {
+    let n = batch.num_rows();
+    let threads = pool.current_num_threads().max(1);
+    let chunk = n.div_ceil(threads * 4).clamp(256, 8192);
+    let ranges: Vec<Range<usize>> = (0..n).step_by(chunk).map(|s| s..(s + chunk).min(n)).collect();
+    let parts: Vec<fleet_spec::Evaluated> = pool
+        .install(|| {
+            ranges
+                .into_par_iter()
+                .map(|r| WORKSPACE.with(|ws| ev.evaluate(batch, r, &mut ws.borrow_mut())))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(|source| ParserError::Schema { uri: String::new(), source })?;
+    let mut out =
+        Evaluated { batch: RecordBatch::new_empty(schema.clone()), rejects: vec![], rows_rejected: 0, json_bytes: 0 };
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for c in 0..schema.fields().len() {
+        let arrays: Vec<&dyn arrow_array::Array> = parts.iter().map(|p| p.columns[c].as_ref()).collect();
+        columns.push(if arrays.len() == 1 {
+            parts[0].columns[c].clone()
+        } else {
+            arrow_select::concat::concat(&arrays)?
+        });
+    }
+    for p in parts {
+        out.rows_rejected += p.rows_rejected as u64;
+        out.json_bytes += p.json_bytes;
+        out.rejects.extend(p.rejects);
+    }
+    if n > 0 {
+        out.batch = RecordBatch::try_new(schema, columns)?;
+    }
+    Ok(out)
+}
+
+fn rejects_schema(id: &str) -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new(id, DataType::Utf8, false),
+        Field::new("column", DataType::Utf8, false),
+        Field::new("message", DataType::Utf8, false),
+        Field::new("prefix", DataType::Utf8, false),
+        Field::new("source", DataType::Utf8, false),
+        Field::new("row", DataType::Int64, false),
+    ]))
+}
+
+fn rejects_batch(
+    schema: &SchemaRef,
+    rejects: &[Reject],
+    source: &str,
+    row_base: u64,
+) -> Result<RecordBatch, ParserError> {
+    let s =
+        |f: &dyn Fn(&Reject) -> &str| -> ArrayRef { Arc::new(StringArray::from_iter_values(rejects.iter().map(f))) };
+    Ok(RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            s(&|r| r.id.as_str()),
+            s(&|r| r.column.as_str()),
+            s(&|r| r.message.as_str()),
+            s(&|r| r.prefix.as_str()),
+            Arc::new(StringArray::from_iter_values(rejects.iter().map(|_| source))),
+            Arc::new(Int64Array::from_iter_values(rejects.iter().map(|r| row_base as i64 + r.row as i64))),
+        ],
+    )?)
+}
+
+#[derive(Default)]
+struct Progress {
+    rows: AtomicU64,
+    json_bytes: AtomicU64,
+}
+
+struct Totals {
+    rows: u64,
+    rows_rejected: u64,
+    cells_rejected: u64,
+    by_column: BTreeMap<String, u64>,
+    json_bytes: u64,
+    bytes_read: u64,
+    files: Vec<CommittedFile>,
+}
+
+pub(crate) async fn run(fp: &FeatureParser) -> Result<RunSummary, ParserError> {
+    let cfg = &fp.config;
+    let started = Instant::now();
+    let all = list_inputs(&cfg.input).await?;
+    let total_objects = all.len();
+    let mine: Vec<InputObject> =
+        all.into_iter().enumerate().filter(|(i, _)| cfg.shard.owns(*i)).map(|(_, o)| o).collect();
+    info!(shard = %cfg.shard.name(), objects = mine.len(), of = total_objects, input = %cfg.input, output = %cfg.output, partition = %cfg.partition.path(), threads = cfg.threads, "Shard assigned.");
+
+    // A retry starts by withdrawing this shard's marker: until the new one is
+    // written, the shard is not complete.
+    let commit_key = layout::commit_key(&cfg.partition, cfg.shard);
+    fp.output.delete(&fp.output.join(&commit_key)?).await?;
+
+    let progress = Arc::new(Progress::default());
+    let reporter = {
+        let p = progress.clone();
+        let every = std::time::Duration::from_secs(cfg.progress_seconds);
+        tokio::spawn(async move {
+            let start = Instant::now();
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let secs = start.elapsed().as_secs_f64().max(1e-9);
+                let rows = p.rows.load(Ordering::Relaxed);
+                let mb = p.json_bytes.load(Ordering::Relaxed) as f64 / 1e6;
+                info!(
+                    rows,
+                    json_mb = format!("{mb:.1}"),
+                    rows_per_second = format!("{:.0}", rows as f64 / secs),
+                    "Progress."
+                );
+            }
+        })
+    };
+    let result = process(fp, &mine, &progress).await;
+    reporter.abort();
+    let totals = result?;
+
+    let schema = fp.spec.output_schema();
+    let table_input = catalog::table_input(
+        &cfg.glue_database,
+        &cfg.glue_table,
+        &fp.output.uri(),
+        &schema,
+        &cfg.partition,
+        fp.compression_name(),
+    );
+    fp.output.put_bytes(&layout::table_input_key(&cfg.run_id), pretty(&table_input)).await?;
+
+    let wall = started.elapsed().as_secs_f64();
+    let ratio = if totals.rows == 0 { 0.0 } else { totals.rows_rejected as f64 / totals.rows as f64 };
+    let over = ratio > cfg.max_reject_ratio;
+    let summary = RunSummary {
+        status: if over { "failed: reject threshold exceeded".into() } else { "committed".into() },
+        run_id: cfg.run_id.clone(),
+        shard_index: cfg.shard.index,
+        shard_count: cfg.shard.count,
+        input: cfg.input.clone(),
+        output: fp.output.uri(),
+        partition: cfg.partition.path(),
+        objects: mine.len() as u64,
+        rows_in: totals.rows,
+        rows_out: totals.files.iter().map(|f| f.rows).sum(),
+        rows_rejected: totals.rows_rejected,
+        rejected_cells: totals.cells_rejected,
+        rejected_cells_by_column: totals.by_column.clone(),
+        reject_ratio: ratio,
+        max_reject_ratio: cfg.max_reject_ratio,
+        bytes_read: totals.bytes_read,
+        json_bytes: totals.json_bytes,
+        bytes_written: totals.files.iter().map(|f| f.bytes).sum(),
+        wall_seconds: wall,
+        rows_per_second: totals.rows as f64 / wall.max(1e-9),
+        json_mb_per_second: totals.json_bytes as f64 / 1e6 / wall.max(1e-9),
+        peak_rss_bytes: peak_rss_bytes(),
+        threads: cfg.threads,
+        fargate_vcpu: cfg.task_vcpu,
+        fargate_memory_gib: cfg.task_memory_gib,
+        fargate_cost_usd: fargate_cost(cfg.task_vcpu, cfg.task_memory_gib, wall),
+        files: totals.files.clone(),
+    };
+    let summary_key = layout::summary_key(&cfg.run_id, cfg.shard);
+    fp.output.put_bytes(&summary_key, pretty(&summary)).await?;
+
+    if over {
+        warn!(rows_rejected = totals.rows_rejected, rows = totals.rows, ratio, max = cfg.max_reject_ratio, summary = %fp.output.child(&summary_key)?.uri(), "Too many rejected rows; the shard is not committed.");
+        return Err(ParserError::RejectThreshold {
+            rows_rejected: totals.rows_rejected,
+            rows: totals.rows,
+            ratio,
+            max: cfg.max_reject_ratio,
+        });
+    }
+    let marker = CommitMarker {
+        run_id: cfg.run_id.clone(),
+        shard_index: cfg.shard.index,
+        shard_count: cfg.shard.count,
+        partition: cfg.partition.path(),
+        rows: summary.rows_out,
+        files: totals.files,
+        rejects_key: layout::rejects_key(&cfg.partition, cfg.shard),
+        rejected_cells: totals.cells_rejected,
+    };
+    fp.output.put_bytes(&commit_key, pretty(&marker)).await?;
+    info!(
+        rows_in = summary.rows_in,
+        rows_out = summary.rows_out,
+        rows_rejected = summary.rows_rejected,
+        rejected_cells = summary.rejected_cells,
+        files = marker.files.len(),
+        json_mb = format!("{:.1}", summary.json_bytes as f64 / 1e6),
+        wall_seconds = format!("{:.2}", summary.wall_seconds),
+        rows_per_second = format!("{:.0}", summary.rows_per_second),
+        json_mb_per_second = format!("{:.1}", summary.json_mb_per_second),
+        peak_rss_mib = summary.peak_rss_bytes >> 20,
+        fargate_cost_usd = format!("{:.6}", summary.fargate_cost_usd),
+        summary = %fp.output.child(&summary_key)?.uri(),
+        "Run summary."
+    );
+    Ok(summary)
+}
+
+fn pretty<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    let mut b = serde_json::to_vec_pretty(v).expect("summaries serialize");
+    b.push(b'\n');
+    b
+}
+
+async fn process(fp: &FeatureParser, mine: &[InputObject], progress: &Progress) -> Result<Totals, ParserError> {
+    let cfg = &fp.config;
+    let schema = fp.spec.output_schema();
+    let opts = fp.write_options();
+    let rschema = rejects_schema(fp.spec.id_column().unwrap_or("id"));
+    let rejects_key = layout::rejects_key(&cfg.partition, cfg.shard);
+    let mut rejects_sink = ParquetSink::create(&fp.output, fp.output.join(&rejects_key)?, rschema.clone(), &opts)?;
+    let columns = fp.spec.input_columns();
+    let ndjson_schema = fp.ndjson_schema();
+    let mut t = Totals {
+        rows: 0,
+        rows_rejected: 0,
+        cells_rejected: 0,
+        by_column: BTreeMap::new(),
+        json_bytes: 0,
+        bytes_read: 0,
+        files: vec![],
+    };
+    for obj in mine {
+        let uri = obj.uri();
+        let format = match cfg.input_format {
+            CfgFormat::Auto => InputFormat::from_name(obj.name()),
+            CfgFormat::Parquet => InputFormat::Parquet,
+            CfgFormat::Ndjson => InputFormat::Ndjson,
+        };
+        let mut stream = open_batches(obj, format, &columns, ndjson_schema.clone(), cfg.batch_rows).await?;
+        let key = layout::data_key(&cfg.partition, &uri);
+        let mut sink = ParquetSink::create(&fp.output, fp.output.join(&key)?, schema.clone(), &opts)?;
+        let (tx, mut rx) = tokio::sync::mpsc::channel(2);
+        let reader = tokio::spawn(async move {
+            while let Some(b) = stream.next().await {
+                if tx.send(b).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let mut evaluator: Option<Evaluator> = None;
+        let mut pending: Option<(u64, tokio::task::JoinHandle<Result<Evaluated, ParserError>>)> = None;
+        let mut row_base = 0u64;
+        let mut rows_in_obj = 0u64;
+        loop {
+            let next = match rx.recv().await {
+                Some(batch) => {
+                    let batch = batch?;
+                    if evaluator.is_none() {
+                        let ev = fp
+                            .spec
+                            .bind(&batch.schema(), fp.reference_date())
+                            .map_err(|source| ParserError::Schema { uri: uri.clone(), source })?;
+                        evaluator = Some(ev);
+                    }
+                    let ev = evaluator.clone().expect("bound above");
+                    let (pool, schema) = (fp.pool.clone(), schema.clone());
+                    let base = rows_in_obj;
+                    rows_in_obj += batch.num_rows() as u64;
+                    Some((base, tokio::task::spawn_blocking(move || evaluate_parallel(&ev, &batch, &pool, schema))))
+                }
+                None => None,
+            };
+            if let Some((base, handle)) = pending.take() {
+                let e = handle.await.map_err(|e| ParserError::Pool(e.to_string()))??;
+                row_base = base;
+                sink.write(&e.batch).await?;
+                if !e.rejects.is_empty() {
+                    for r in &e.rejects {
+                        *t.by_column.entry(r.column.clone()).or_default() += 1;
+                    }
+                    t.cells_rejected += e.rejects.len() as u64;
+                    rejects_sink.write(&rejects_batch(&rschema, &e.rejects, &uri, row_base)?).await?;
+                }
+                t.rows_rejected += e.rows_rejected;
+                t.json_bytes += e.json_bytes;
+                t.rows += e.batch.num_rows() as u64;
+                progress.rows.fetch_add(e.batch.num_rows() as u64, Ordering::Relaxed);
+                progress.json_bytes.fetch_add(e.json_bytes, Ordering::Relaxed);
+            }
+            pending = next;
+            if pending.is_none() {
+                break;
+            }
+        }
+        let _ = row_base;
+        reader.await.map_err(|e| ParserError::Pool(e.to_string()))?;
+        let stats = sink.close().await?;
+        t.bytes_read += obj.size;
+        info!(source = %uri, file = %stats.uri, rows = stats.rows, bytes = stats.bytes, "Wrote a data file.");
+        t.files.push(CommittedFile { key, source: uri, rows: stats.rows, bytes: stats.bytes, crc32c: stats.crc32c });
+    }
+    rejects_sink.close().await?;
+    Ok(t)
+}
