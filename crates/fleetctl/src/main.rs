@@ -1,1 +1,268 @@
-fn main() {}
+//! fleetctl: the operator's tool. Glue over the fleet's library crates.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use fleet_contract::{Config, Invocation, LogFormat, RawVars};
+
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const HELP: &str = "fleetctl: the operator's tool for the JSON-to-Parquet worker fleet
+
+Usage:
+  fleetctl demo [--rows 1000000] [--shards 4] [--files 8] [--profile typical|heavy] [--dir ./fleet-demo]
+      Generate a realistic dataset, run feature-parser on it as several shards in
+      parallel local processes, and print what was produced and where to look.
+  fleetctl gen [--out ./fleet-data] [--rows 10000] [--files 1] [--profile typical|heavy]
+               [--seed 42] [--format parquet|ndjson] [--malformed-share 0.003] [--no-targets]
+      Write the synthetic raw table to <out>/raw/ and the targets table to <out>/targets/.
+  fleetctl feature-parser [FLEET flags]
+      Run one feature-parser shard in this process (same as the feature-parser binary).
+  fleetctl run feature-parser --shards N [--parallel P] [--retries 2] [--log-dir DIR] [FLEET flags]
+      Fan out N shards as local processes, P at a time, retrying failed shards with
+      backoff, as the Step Functions state machine does with ECS tasks.
+
+FLEET flags are the FLEET_* variables of `fleetctl feature-parser --help`.
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(cmd) = args.first().cloned() else {
+        out(HELP);
+        return ExitCode::from(2);
+    };
+    let rest = args[1..].to_vec();
+    match cmd.as_str() {
+        "-h" | "--help" | "help" => {
+            out(HELP);
+            ExitCode::SUCCESS
+        }
+        "-V" | "--version" => {
+            out(&format!("fleetctl {}\n", env!("CARGO_PKG_VERSION")));
+            ExitCode::SUCCESS
+        }
+        "feature-parser" => feature_parser(rest),
+        "gen" => tool(|| gen_cmd(rest)),
+        "demo" => tool(|| demo_cmd(rest)),
+        "run" => tool(|| run_cmd(rest)),
+        other => {
+            err(&format!("fleetctl: unknown command {other:?}\n\n{HELP}"));
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn feature_parser(args: Vec<String>) -> ExitCode {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    match Config::from_env_and_args(env, args) {
+        Ok(Invocation::Help) => {
+            out(&fleet_contract::help("fleetctl feature-parser", fleet_parser::ABOUT));
+            ExitCode::SUCCESS
+        }
+        Ok(Invocation::Version) => {
+            out(&format!("fleetctl {}\n", env!("CARGO_PKG_VERSION")));
+            ExitCode::SUCCESS
+        }
+        Ok(Invocation::Run(config)) => {
+            fleet_worker::init_tracing(config.log_format);
+            fleet_worker::run_job(
+                config,
+                |e| fleet_parser::exit_code(e.as_ref()),
+                |config| async move {
+                    fleet_parser::FeatureParser::new(config).await?.run().await?;
+                    Ok(())
+                },
+            )
+        }
+        Err(e) => {
+            fleet_worker::init_tracing(LogFormat::Auto);
+            tracing::error!(error = %e, "Invalid configuration; nothing was done.");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs a tool command: text logs on a terminal, errors with their whole chain.
+fn tool<F: FnOnce() -> anyhow::Result<String>>(f: F) -> ExitCode {
+    fleet_worker::init_tracing(LogFormat::Auto);
+    match f() {
+        Ok(text) => {
+            out(&text);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            err(&format!("fleetctl: {e:#}\n"));
+            let code = if e.downcast_ref::<Usage>().is_some() { 2 } else { fleet_parser::exit_code(e.as_ref()) };
+            ExitCode::from(code as u8)
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Usage(String);
+
+/// `--name value` / `--name=value` options of a tool command; bare flags get "true".
+fn options(args: &[String], known: &[&str], bare: &[&str]) -> anyhow::Result<HashMap<String, String>> {
+    let mut m = HashMap::new();
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        let Some(flag) = a.strip_prefix("--") else { return Err(Usage(format!("unexpected argument {a:?}")).into()) };
+        let (name, inline) = flag.split_once('=').map_or((flag, None), |(n, v)| (n, Some(v.to_string())));
+        if bare.contains(&name) {
+            m.insert(name.to_string(), "true".into());
+            i += 1;
+            continue;
+        }
+        if !known.contains(&name) {
+            return Err(Usage(format!("unknown option --{name}; expected one of --{}", known.join(", --"))).into());
+        }
+        let v = match inline {
+            Some(v) => v,
+            None => args.get(i + 1).cloned().ok_or_else(|| Usage(format!("--{name} needs a value")))?,
+        };
+        i += if a.contains('=') { 1 } else { 2 };
+        m.insert(name.to_string(), v);
+    }
+    Ok(m)
+}
+
+fn num<T: std::str::FromStr>(m: &HashMap<String, String>, k: &str, default: T) -> anyhow::Result<T> {
+    match m.get(k) {
+        None => Ok(default),
+        Some(v) => v.parse().map_err(|_| Usage(format!("--{k}={v:?} is not a valid number")).into()),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
+}
+
+fn gen_cmd(args: Vec<String>) -> anyhow::Result<String> {
+    let m = options(&args, &["out", "rows", "files", "profile", "seed", "format", "malformed-share"], &["no-targets"])?;
+    let out_dir = m.get("out").cloned().unwrap_or_else(|| "./fleet-data".into());
+    let profile: fleet_synth::Profile =
+        m.get("profile").map_or("typical", String::as_str).parse().map_err(|e| Usage(format!("--profile: {e}")))?;
+    let format = match m.get("format").map_or("parquet", String::as_str) {
+        "parquet" => fleet_synth::Format::Parquet,
+        "ndjson" => fleet_synth::Format::Ndjson,
+        f => return Err(Usage(format!("--format={f:?}; expected parquet or ndjson")).into()),
+    };
+    let g = fleet_synth::Generator::new(profile)
+        .with_rows(num(&m, "rows", 10_000u64)?)
+        .with_files(num(&m, "files", 1u64)?)
+        .with_seed(num(&m, "seed", 42u64)?)
+        .with_malformed_share(num(&m, "malformed-share", 0.003f64)?)
+        .with_format(format);
+    let base = if out_dir.contains("://") {
+        out_dir.trim_end_matches('/').to_string()
+    } else {
+        fleetctl::dir_uri(&PathBuf::from(&out_dir)).trim_end_matches('/').to_string()
+    };
+    runtime()?.block_on(async {
+        let raw = fleet_store::Location::parse(&format!("{base}/raw/"))?;
+        let targets = fleet_store::Location::parse(&format!("{base}/targets/"))?;
+        let t = if m.contains_key("no-targets") { None } else { Some(&targets) };
+        let (r, tg) = g.write(&raw, t).await?;
+        Ok(format!(
+            "raw:     {} rows, {} files, {:.1} MB at {}/\ntargets: {} rows, {} files at {}/\n",
+            r.rows,
+            r.files.len(),
+            r.bytes as f64 / 1e6,
+            raw.uri(),
+            tg.rows,
+            tg.files.len(),
+            targets.uri()
+        ))
+    })
+}
+
+fn demo_cmd(args: Vec<String>) -> anyhow::Result<String> {
+    let m = options(&args, &["rows", "shards", "files", "profile", "dir"], &[])?;
+    let d = fleetctl::Demo {
+        dir: PathBuf::from(m.get("dir").map_or("./fleet-demo", String::as_str)),
+        rows: num(&m, "rows", 1_000_000u64)?,
+        files: num(&m, "files", 8u64)?,
+        shards: num(&m, "shards", 4u32)?,
+        profile: m
+            .get("profile")
+            .map_or("typical", String::as_str)
+            .parse()
+            .map_err(|e| Usage(format!("--profile: {e}")))?,
+        exe: fleetctl::current_exe()?,
+    };
+    runtime()?.block_on(fleetctl::demo(&d))
+}
+
+fn run_cmd(args: Vec<String>) -> anyhow::Result<String> {
+    let Some((task, rest)) = args.split_first() else {
+        bail!(Usage("usage: fleetctl run feature-parser --shards N ...".into()))
+    };
+    if task != "feature-parser" {
+        bail!(Usage(format!("unknown task {task:?}; expected feature-parser")));
+    }
+    // Our own options first, the rest are FLEET flags for the shards.
+    let mut own = Vec::new();
+    let mut fleet = Vec::new();
+    let mut i = 0;
+    while i < rest.len() {
+        let name = rest[i].trim_start_matches("--").split('=').next().unwrap_or_default();
+        let target = if ["shards", "parallel", "retries", "log-dir"].contains(&name) { &mut own } else { &mut fleet };
+        target.push(rest[i].clone());
+        if !rest[i].contains('=') && i + 1 < rest.len() {
+            target.push(rest[i + 1].clone());
+            i += 1;
+        }
+        i += 1;
+    }
+    let m = options(&own, &["shards", "parallel", "retries", "log-dir"], &[])?;
+    let mut vars = RawVars::from_pairs(std::env::vars());
+    if let Invocation::Run(extra) = vars.apply_args(&fleet)? {
+        if let Some(x) = extra.first() {
+            bail!(Usage(format!("unexpected argument {x:?}")));
+        }
+    }
+    let shards: u32 = num(&m, "shards", 1u32)?;
+    vars.0.insert(fleet_contract::vars::SHARD_COUNT.into(), shards.to_string());
+    vars.0.insert(fleet_contract::vars::SHARD_INDEX.into(), "0".into());
+    let cfg = Config::validate(&vars)?;
+    // every shard gets the same run id
+    vars.0.insert(fleet_contract::vars::RUN_ID.into(), cfg.run_id.clone());
+    let parallel = num(&m, "parallel", (shards as usize).min(fleet_contract::available_cpus()))?;
+    let fan = fleetctl::FanOut {
+        command: vec![fleetctl::current_exe()?.display().to_string(), "feature-parser".into()],
+        vars,
+        shards,
+        parallel,
+        retries: num(&m, "retries", 2u32)?,
+        log_dir: m.get("log-dir").map(PathBuf::from),
+    };
+    runtime()?.block_on(async {
+        let outcomes = fleetctl::fan_out(&fan).await?;
+        let summaries = fleetctl::read_summaries(&cfg.output, &cfg.run_id, shards).await?;
+        let text = fleetctl::table(&outcomes, &summaries);
+        if let Some(bad) = outcomes.iter().find(|o| o.exit_code != 0) {
+            bail!(
+                "{text}shard {} failed for good with exit code {} after {} attempt(s)",
+                bad.index,
+                bad.exit_code,
+                bad.attempts
+            );
+        }
+        Ok(text)
+    })
+}
+
+#[allow(clippy::print_stdout, reason = "fleetctl prints its results")]
+fn out(s: &str) {
+    print!("{s}");
+}
+
+#[allow(clippy::print_stderr, reason = "fleetctl prints errors for a person")]
+fn err(s: &str) {
+    eprint!("{s}");
+}

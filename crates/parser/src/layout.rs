@@ -3,10 +3,10 @@
 
 use fleet_contract::{Partition, Shard};
 
-/// `<partition>/part-<input stem>-<crc32c of the input URI>.parquet`.
+/// `<partition>/<input stem>-<crc32c of the input URI>.parquet`.
 /// Derived from the input only, so a retry overwrites; the hash keeps two
-/// inputs with the same file name apart; the name never starts with `_` or
-/// `.`, which Athena and Hive would skip.
+/// inputs with the same file name apart; a stem starting with `_` or `.`
+/// (which Athena and Hive would skip) gets a `part-` prefix.
 pub fn data_key(partition: &Partition, input_uri: &str) -> String {
     let name = input_uri.rsplit('/').next().unwrap_or_default();
     let mut stem = name;
@@ -20,7 +20,8 @@ pub fn data_key(partition: &Partition, input_uri: &str) -> String {
         .take(96)
         .collect();
     let hash = crc32c::crc32c(input_uri.as_bytes());
-    format!("{}/part-{clean}-{hash:08x}.parquet", partition.path())
+    let prefix = if clean.is_empty() || clean.starts_with(['_', '.']) { "part-" } else { "" };
+    format!("{}/{prefix}{clean}-{hash:08x}.parquet", partition.path())
 }
 
 /// `<partition>/_commits/shard-00007-of-00050.json`: written last; the shard is done when it exists.
@@ -56,10 +57,7 @@ mod tests {
         let k = data_key(&p(), "s3://b/raw/part-00001.zstd.parquet");
         assert_eq!(
             k,
-            format!(
-                "dt=2025-07-01/part-part-00001-{:08x}.parquet",
-                crc32c::crc32c(b"s3://b/raw/part-00001.zstd.parquet")
-            )
+            format!("dt=2025-07-01/part-00001-{:08x}.parquet", crc32c::crc32c(b"s3://b/raw/part-00001.zstd.parquet"))
         );
         assert_eq!(k, data_key(&p(), "s3://b/raw/part-00001.zstd.parquet"));
         assert_ne!(k, data_key(&p(), "s3://b/other/part-00001.zstd.parquet"));

@@ -29,6 +29,21 @@ use fleet_store::{Location, StoreError};
 pub use pipeline::{Evaluated, evaluate_parallel};
 pub use summary::{CommitMarker, CommittedFile, RunSummary};
 
+/// One line on what the worker does, for `--help`.
+pub const ABOUT: &str = "parse the JSON columns of a raw table shard into a typed feature partition (Parquet), with rejects, a run summary, the Glue table definition and a commit marker";
+
+/// The exit code for an error chain that may hold a [`ParserError`].
+pub fn exit_code(e: &(dyn std::error::Error + 'static)) -> i32 {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(p) = err.downcast_ref::<ParserError>() {
+            return p.exit_code();
+        }
+        cur = err.source();
+    }
+    1
+}
+
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ParserError {

@@ -1,0 +1,260 @@
+//! The operator's tool behind `fleetctl`: local fan-out of shard workers
+//! (what Step Functions does with ECS tasks: one process per shard, a
+//! bounded number at once, retries of failed shards with backoff, final
+//! failure when a shard fails for good) and the end-to-end demo.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use fleet_contract::{Config, RawVars, vars};
+use fleet_parser::RunSummary;
+use fleet_store::Location;
+use tracing::{info, warn};
+
+/// How to fan out.
+#[derive(Debug, Clone)]
+pub struct FanOut {
+    /// The program and leading arguments that run one shard.
+    pub command: Vec<String>,
+    /// `FLEET_*` values every shard gets (index and count are set per shard).
+    pub vars: RawVars,
+    pub shards: u32,
+    /// Shards running at once.
+    pub parallel: usize,
+    /// Extra attempts for a shard that failed with exit code 1 or a signal.
+    pub retries: u32,
+    /// Where each shard's output goes (`<dir>/shard-N.log`); inherited when `None`.
+    pub log_dir: Option<PathBuf>,
+}
+
+/// How one shard ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardOutcome {
+    pub index: u32,
+    pub exit_code: i32,
+    pub attempts: u32,
+    pub seconds: u64,
+}
+
+/// Codes that retrying cannot fix: bad configuration and the reject threshold.
+fn is_final(code: i32) -> bool {
+    matches!(code, 0 | 2 | 3)
+}
+
+/// Runs every shard to completion; returns their outcomes in shard order.
+pub async fn fan_out(f: &FanOut) -> anyhow::Result<Vec<ShardOutcome>> {
+    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(f.parallel.max(1)));
+    if let Some(d) = &f.log_dir {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
+    let mut tasks = Vec::new();
+    for index in 0..f.shards {
+        let (sem, f) = (sem.clone(), f.clone());
+        tasks.push(tokio::spawn(async move {
+            let _permit = sem.acquire_owned().await.expect("semaphore open");
+            let start = Instant::now();
+            let mut attempts = 0;
+            loop {
+                attempts += 1;
+                let code = run_shard(&f, index, attempts).await;
+                if is_final(code) || attempts > f.retries {
+                    return ShardOutcome { index, exit_code: code, attempts, seconds: start.elapsed().as_secs() };
+                }
+                let backoff = Duration::from_secs(1 << (attempts - 1).min(5));
+                warn!(
+                    shard = index,
+                    exit_code = code,
+                    attempt = attempts,
+                    backoff_seconds = backoff.as_secs(),
+                    "Shard failed; retrying."
+                );
+                tokio::time::sleep(backoff).await;
+            }
+        }));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.context("shard task")?);
+    }
+    Ok(out)
+}
+
+async fn run_shard(f: &FanOut, index: u32, attempt: u32) -> i32 {
+    let mut cmd = tokio::process::Command::new(&f.command[0]);
+    cmd.args(&f.command[1..]);
+    for (k, v) in &f.vars.0 {
+        cmd.env(k, v);
+    }
+    cmd.env(vars::SHARD_INDEX, index.to_string()).env(vars::SHARD_COUNT, f.shards.to_string());
+    if let Some(dir) = &f.log_dir {
+        let path = dir.join(format!("shard-{index:05}.log"));
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(&path);
+        match file.and_then(|a| Ok((a.try_clone()?, a))) {
+            Ok((a, b)) => {
+                cmd.stdout(Stdio::from(a)).stderr(Stdio::from(b));
+            }
+            Err(e) => {
+                warn!(path = %path.display(), error = %e, "Cannot open the shard log; inheriting output.");
+            }
+        }
+    }
+    info!(shard = index, attempt, "Starting shard.");
+    match cmd.status().await {
+        Ok(s) => s.code().unwrap_or(1),
+        Err(e) => {
+            warn!(shard = index, error = %e, "Cannot start the shard process.");
+            1
+        }
+    }
+}
+
+/// Reads the run summaries the shards wrote.
+pub async fn read_summaries(output: &str, run_id: &str, shards: u32) -> anyhow::Result<Vec<Option<RunSummary>>> {
+    let loc = Location::parse(output)?;
+    let mut out = Vec::new();
+    for index in 0..shards {
+        let key = fleet_parser::layout::summary_key(run_id, fleet_contract::Shard { index, count: shards });
+        out.push(match loc.get_bytes(&key).await {
+            Ok(b) => Some(serde_json::from_slice(&b).with_context(|| format!("parsing {key}"))?),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(e.into()),
+        });
+    }
+    Ok(out)
+}
+
+/// Renders the per-shard table the demo and `run` print.
+pub fn table(outcomes: &[ShardOutcome], summaries: &[Option<RunSummary>]) -> String {
+    let mut s = format!(
+        "{:>5}  {:>6}  {:>10}  {:>9}  {:>5}  {:>9}  {:>7}  {:>8}\n",
+        "shard", "status", "rows", "rejected", "files", "rows/s", "MB/s", "peak MiB"
+    );
+    let (mut rows, mut rej, mut files) = (0u64, 0u64, 0usize);
+    for (o, sm) in outcomes.iter().zip(summaries) {
+        let status = match o.exit_code {
+            0 => "ok",
+            2 => "config",
+            3 => "rejects",
+            _ => "failed",
+        };
+        match sm {
+            Some(sm) => {
+                rows += sm.rows_out;
+                rej += sm.rows_rejected;
+                files += sm.files.len();
+                s.push_str(&format!(
+                    "{:>5}  {:>6}  {:>10}  {:>9}  {:>5}  {:>9.0}  {:>7.1}  {:>8}\n",
+                    o.index,
+                    status,
+                    sm.rows_out,
+                    sm.rows_rejected,
+                    sm.files.len(),
+                    sm.rows_per_second,
+                    sm.json_mb_per_second,
+                    sm.peak_rss_bytes >> 20
+                ));
+            }
+            None => s.push_str(&format!("{:>5}  {:>6}  {:>10}\n", o.index, status, "-")),
+        }
+    }
+    s.push_str(&format!("{:>5}  {:>6}  {:>10}  {:>9}  {:>5}\n", "total", "", rows, rej, files));
+    s
+}
+
+/// Options of `fleetctl demo`.
+#[derive(Debug, Clone)]
+pub struct Demo {
+    pub dir: PathBuf,
+    pub rows: u64,
+    pub files: u64,
+    pub shards: u32,
+    pub profile: fleet_synth::Profile,
+    pub exe: PathBuf,
+}
+
+/// Generates the data, fans out feature-parser over it, and returns the
+/// text to print.
+pub async fn demo(d: &Demo) -> anyhow::Result<String> {
+    let dir = std::path::absolute(&d.dir).with_context(|| format!("resolving {}", d.dir.display()))?;
+    let raw_dir = dir.join("raw");
+    let out_dir = dir.join("features");
+    for sub in [&raw_dir, &dir.join("targets"), &out_dir, &dir.join("logs")] {
+        if sub.exists() {
+            std::fs::remove_dir_all(sub).with_context(|| format!("clearing {}", sub.display()))?;
+        }
+    }
+    let raw = Location::parse(&format!("{}/", raw_dir.display()))?;
+    let targets = Location::parse(&format!("{}/", dir.join("targets").display()))?;
+    let t0 = Instant::now();
+    info!(rows = d.rows, files = d.files, dir = %dir.display(), "Generating synthetic data.");
+    let (g, _) = fleet_synth::Generator::new(d.profile)
+        .with_rows(d.rows)
+        .with_files(d.files)
+        .write(&raw, Some(&targets))
+        .await?;
+    let gen_secs = t0.elapsed().as_secs_f64();
+
+    let cpus = fleet_contract::available_cpus();
+    let parallel = (d.shards as usize).min(cpus).max(1);
+    let run_id = "demo".to_string();
+    let output = format!("{}/", out_dir.display());
+    let vars = RawVars::from_pairs([
+        (vars::INPUT, format!("{}/", raw_dir.display())),
+        (vars::OUTPUT, output.clone()),
+        (vars::RUN_ID, run_id.clone()),
+        (vars::THREADS, (cpus / parallel).max(1).to_string()),
+        (vars::LOG_FORMAT, "json".to_string()),
+    ]);
+    Config::validate(&vars).context("demo configuration")?;
+    let fan = FanOut {
+        command: vec![d.exe.display().to_string(), "feature-parser".into()],
+        vars,
+        shards: d.shards,
+        parallel,
+        retries: 1,
+        log_dir: Some(dir.join("logs")),
+    };
+    let t1 = Instant::now();
+    let outcomes = fan_out(&fan).await?;
+    let parse_secs = t1.elapsed().as_secs_f64();
+    let summaries = read_summaries(&output, &run_id, d.shards).await?;
+    let rows: u64 = summaries.iter().flatten().map(|s| s.rows_out).sum();
+    let json_mb: f64 = summaries.iter().flatten().map(|s| s.json_bytes as f64 / 1e6).sum();
+    let mut s = format!(
+        "Generated {} rows in {} files ({:.0} MB Parquet) in {:.1} s: {}\n\nfeature-parser: {} shards, {} at a time, {} thread(s) each, {:.1} s wall, {:.0} rows/s, {:.0} MB/s of JSON overall\n\n",
+        g.rows,
+        g.files.len(),
+        g.bytes as f64 / 1e6,
+        gen_secs,
+        raw_dir.display(),
+        d.shards,
+        parallel,
+        (cpus / parallel).max(1),
+        parse_secs,
+        rows as f64 / parse_secs,
+        json_mb / parse_secs
+    );
+    s.push_str(&table(&outcomes, &summaries));
+    let partition = summaries.iter().flatten().next().map_or("dt=2025-07-01".to_string(), |s| s.partition.clone());
+    s.push_str(&format!(
+        "\nWhere to look:\n  features   {out}/{partition}/   (Parquet, zstd)\n  commits    {out}/{partition}/_commits/\n  rejects    {out}/_rejects/{partition}/\n  summaries  {out}/_runs/{run_id}/\n  Glue table {out}/_runs/{run_id}/table_input.json   (aws glue create-table --cli-input-json file://...)\n  logs       {logs}/\n",
+        out = out_dir.display(),
+        logs = dir.join("logs").display()
+    ));
+    if let Some(bad) = outcomes.iter().find(|o| o.exit_code != 0) {
+        bail!("{s}\nshard {} failed with exit code {}; see {}", bad.index, bad.exit_code, dir.join("logs").display());
+    }
+    Ok(s)
+}
+
+/// Where the `feature-parser` subcommand of this same binary is.
+pub fn current_exe() -> anyhow::Result<PathBuf> {
+    std::env::current_exe().context("locating fleetctl")
+}
+
+/// Turns `dir` into the `file://` URI of a prefix.
+pub fn dir_uri(dir: &Path) -> String {
+    format!("{}/", std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf()).display())
+}

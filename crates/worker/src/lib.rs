@@ -1,0 +1,131 @@
+//! What every fleet binary does around its job: read and validate the
+//! shard contract, start tracing (JSON when stdout is not a terminal,
+//! readable text when it is), run the job on a Tokio runtime, stop cleanly
+//! on SIGTERM, and map the result to an exit code (0 done, 1 failed,
+//! 2 bad configuration, 3 reject threshold).
+//!
+//! ```no_run
+//! fn main() -> std::process::ExitCode {
+//!     fleet_worker::main("my-worker", "does one thing", |_code| 1, |config| async move {
+//!         tracing::info!(input = %config.input, "Working.");
+//!         Ok(())
+//!     })
+//! }
+//! ```
+
+use std::future::Future;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use fleet_contract::{Config, ConfigError, Invocation, LogFormat};
+use tracing_subscriber::EnvFilter;
+
+/// Exit code for a run stopped by SIGTERM or SIGINT.
+pub const EXIT_TERMINATED: i32 = 143;
+
+/// Starts tracing on stdout. `RUST_LOG` sets the filter (default `info`).
+pub fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = match format {
+        LogFormat::Json => true,
+        LogFormat::Text => false,
+        LogFormat::Auto => !std::io::stdout().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stdout);
+    let _ = if json {
+        builder.json().flatten_event(true).with_current_span(false).try_init()
+    } else {
+        builder.with_target(false).try_init()
+    };
+}
+
+/// Waits for SIGTERM (ECS stop) or Ctrl-C.
+pub async fn terminated() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Runs a worker: `--help`, configuration from the environment and flags,
+/// tracing, the job itself, and the exit code. `exit_code` maps a job error
+/// to its code (configuration errors are always 2).
+pub fn main<F, Fut>(binary: &str, about: &str, exit_code: fn(&anyhow::Error) -> i32, job: F) -> ExitCode
+where
+    F: FnOnce(Config) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let config = match Config::from_env() {
+        Ok(Invocation::Run(c)) => c,
+        Ok(Invocation::Help) => {
+            print_out(&fleet_contract::help(binary, about));
+            return ExitCode::SUCCESS;
+        }
+        Ok(Invocation::Version) => {
+            print_out(&format!("{binary} {}\n", env!("CARGO_PKG_VERSION")));
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            init_tracing(LogFormat::Auto);
+            tracing::error!(error = %e, "Invalid configuration; nothing was done.");
+            return ExitCode::from(ConfigError::EXIT_CODE as u8);
+        }
+    };
+    init_tracing(config.log_format);
+    run_job(config, exit_code, job)
+}
+
+/// Runs `job` on a multi-threaded runtime, stopping on SIGTERM.
+pub fn run_job<F, Fut>(config: Config, exit_code: fn(&anyhow::Error) -> i32, job: F) -> ExitCode
+where
+    F: FnOnce(Config) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "Cannot start the async runtime.");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = rt.block_on(async move {
+        tokio::select! {
+            r = job(config) => match r {
+                Ok(()) => 0,
+                Err(e) => {
+                    let code = if e.downcast_ref::<ConfigError>().is_some() { ConfigError::EXIT_CODE } else { exit_code(&e) };
+                    tracing::error!(error = format!("{e:#}"), exit_code = code, "Run failed.");
+                    code
+                }
+            },
+            _ = terminated() => {
+                tracing::warn!("Terminated by signal; unfinished uploads are being aborted and nothing is committed.");
+                // let the aborts spawned by dropped writers run
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                EXIT_TERMINATED
+            }
+        }
+    });
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    ExitCode::from(code as u8)
+}
+
+#[allow(clippy::print_stdout, reason = "--help and --version print to stdout")]
+fn print_out(s: &str) {
+    print!("{s}");
+}
