@@ -221,10 +221,10 @@ fn run_cmd(args: Vec<String>) -> anyhow::Result<String> {
     }
     let m = options(&own, &["shards", "parallel", "retries", "log-dir"], &[])?;
     let mut vars = RawVars::from_pairs(std::env::vars());
-    if let Invocation::Run(extra) = vars.apply_args(&fleet)? {
-        if let Some(x) = extra.first() {
-            bail!(Usage(format!("unexpected argument {x:?}")));
-        }
+    if let Invocation::Run(extra) = vars.apply_args(&fleet)?
+        && let Some(x) = extra.first()
+    {
+        bail!(Usage(format!("unexpected argument {x:?}")));
     }
     let shards: u32 = num(&m, "shards", 1u32)?;
     vars.0.insert(fleet_contract::vars::SHARD_COUNT.into(), shards.to_string());

@@ -86,16 +86,17 @@ fn describe(e: &simd_json::Error, cell: &[u8]) -> CellError {
     if matches!(e.error(), E::DepthLimitExceeded) {
         return CellError { offset: e.index().min(cell.len()), message: "nesting deeper than 1024 levels".into() };
     }
-    if let Err(se) = serde_json::from_slice::<serde::de::IgnoredAny>(cell) {
-        if !matches!(se.classify(), serde_json::error::Category::Io) && !se.to_string().starts_with("recursion limit") {
-            let line_start: usize =
-                cell.split(|&b| b == b'\n').take(se.line().saturating_sub(1)).map(|l| l.len() + 1).sum();
-            let offset =
-                if se.is_eof() { cell.len() } else { (line_start + se.column().saturating_sub(1)).min(cell.len()) };
-            let full = se.to_string();
-            let message = full.rsplit_once(" at line ").map_or(full.as_str(), |(m, _)| m).to_string();
-            return CellError { offset, message };
-        }
+    if let Err(se) = serde_json::from_slice::<serde::de::IgnoredAny>(cell)
+        && !matches!(se.classify(), serde_json::error::Category::Io)
+        && !se.to_string().starts_with("recursion limit")
+    {
+        let line_start: usize =
+            cell.split(|&b| b == b'\n').take(se.line().saturating_sub(1)).map(|l| l.len() + 1).sum();
+        let offset =
+            if se.is_eof() { cell.len() } else { (line_start + se.column().saturating_sub(1)).min(cell.len()) };
+        let full = se.to_string();
+        let message = full.rsplit_once(" at line ").map_or(full.as_str(), |(m, _)| m).to_string();
+        return CellError { offset, message };
     }
     let message = match e.error() {
         E::Eof => "unexpected end of the document",

@@ -413,21 +413,22 @@ fn rank_text(t: &KeywordTable, text: &str, best: &mut Option<i64>) {
             prev_len = None;
             return;
         };
-        if w.len() <= t.max_word {
-            if let Some(r) = t.ranks.get(w) {
-                *best = Some(best.map_or(*r, |b| b.max(*r)));
-            }
+        if w.len() <= t.max_word
+            && let Some(r) = t.ranks.get(w)
+        {
+            *best = Some(best.map_or(*r, |b| b.max(*r)));
         }
         if t.has_pairs {
-            if let Some(pl) = prev_len {
-                if pl <= t.max_word && w.len() <= t.max_word {
-                    let n = pl + 1 + w.len();
-                    pair[..pl].copy_from_slice(&prev[..pl]);
-                    pair[pl] = b' ';
-                    pair[pl + 1..n].copy_from_slice(w);
-                    if let Some(r) = t.ranks.get(&pair[..n]) {
-                        *best = Some(best.map_or(*r, |b| b.max(*r)));
-                    }
+            if let Some(pl) = prev_len
+                && pl <= t.max_word
+                && w.len() <= t.max_word
+            {
+                let n = pl + 1 + w.len();
+                pair[..pl].copy_from_slice(&prev[..pl]);
+                pair[pl] = b' ';
+                pair[pl + 1..n].copy_from_slice(w);
+                if let Some(r) = t.ranks.get(&pair[..n]) {
+                    *best = Some(best.map_or(*r, |b| b.max(*r)));
                 }
             }
             prev[..w.len()].copy_from_slice(w);

@@ -134,9 +134,9 @@ mod tests {
 
     #[test]
     fn dates_accept_only_the_three_forms() {
-        assert_eq!(parse_date("2016"), Some(Ymd(2016_01_01)));
-        assert_eq!(parse_date("2016-03"), Some(Ymd(2016_03_01)));
-        assert_eq!(parse_date("2016-02-29"), Some(Ymd(2016_02_29)));
+        assert_eq!(parse_date("2016"), Ymd::new(2016, 1, 1));
+        assert_eq!(parse_date("2016-03"), Ymd::new(2016, 3, 1));
+        assert_eq!(parse_date("2016-02-29"), Ymd::new(2016, 2, 29));
         for bad in [
             "2015-02-29",
             "2016-13",
@@ -157,7 +157,7 @@ mod tests {
         ] {
             assert_eq!(parse_date(bad), None, "{bad:?}");
         }
-        assert_eq!(parse_date("2000-02-29"), Some(Ymd(2000_02_29)));
+        assert_eq!(parse_date("2000-02-29"), Ymd::new(2000, 2, 29));
     }
 
     #[test]

@@ -238,14 +238,14 @@ impl AsyncFileWriter for HashingWriter {
 
 impl Drop for HashingWriter {
     fn drop(&mut self) {
-        if let Some(mut w) = self.inner.take() {
-            if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                rt.spawn(async move {
-                    if let Err(e) = w.abort().await {
-                        tracing::warn!(error = %e, "Aborting an unfinished upload failed.");
-                    }
-                });
-            }
+        if let Some(mut w) = self.inner.take()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            rt.spawn(async move {
+                if let Err(e) = w.abort().await {
+                    tracing::warn!(error = %e, "Aborting an unfinished upload failed.");
+                }
+            });
         }
     }
 }
