@@ -86,7 +86,7 @@ fn ymd_from_days(z: i32) -> Option<Ymd> {
 
 /// Everything an expression can see while one row is evaluated.
 pub struct Cx<'a, 'e> {
-    pub prog: &'e Program,
+    pub prog: &'a Program,
     pub inputs: &'e [Column<'a>],
     pub row: usize,
     pub roots: &'e [Val<'a>],
@@ -110,14 +110,14 @@ fn num_result(x: Option<i64>, f: impl FnOnce() -> f64) -> Val<'static> {
 }
 
 impl<'a> Cx<'a, '_> {
-    pub fn eval(&mut self, e: &Expr) -> Val<'a> {
+    pub fn eval(&mut self, e: &'a Expr) -> Val<'a> {
         match e {
             Expr::Const(c) => match c {
                 Const::Null => Val::Null,
                 Const::Bool(b) => Val::Bool(*b),
                 Const::Int(i) => Val::Int(*i),
                 Const::Float(f) => Val::Float(*f),
-                Const::Str(s) => Val::Str(Cow::Owned(s.to_string())),
+                Const::Str(s) => Val::Str(Cow::Borrowed(s)),
             },
             Expr::Input(i) => self.inputs[*i].get(self.row),
             Expr::JsonRoot(i) => self.roots[*i].clone(),
@@ -170,7 +170,7 @@ impl<'a> Cx<'a, '_> {
         }
     }
 
-    fn binary(&mut self, op: BinOp, l: &Expr, r: &Expr) -> Val<'a> {
+    fn binary(&mut self, op: BinOp, l: &'a Expr, r: &'a Expr) -> Val<'a> {
         if matches!(op, BinOp::And | BinOp::Or) {
             // Three-valued logic as in SQL.
             let a = self.eval(l);
@@ -206,7 +206,7 @@ impl<'a> Cx<'a, '_> {
         }
     }
 
-    fn call(&mut self, f: Func, args: &[Expr]) -> Val<'a> {
+    fn call(&mut self, f: Func, args: &'a [Expr]) -> Val<'a> {
         match f {
             Func::Coalesce => {
                 for a in args {
@@ -246,7 +246,7 @@ impl<'a> Cx<'a, '_> {
         }
     }
 
-    fn aggregate(&mut self, kind: Agg, value: &Expr, var: usize, seq: &Expr, cond: Option<&Expr>) -> Val<'a> {
+    fn aggregate(&mut self, kind: Agg, value: &'a Expr, var: usize, seq: &'a Expr, cond: Option<&'a Expr>) -> Val<'a> {
         let seq = self.eval(seq);
         let mut best: Option<(Val<'a>, Val<'a>)> = None; // (key, element) for max/min/max_by/min_by
         let (mut count, mut isum, mut fsum, mut is_float, mut overflow) = (0i64, 0i64, 0f64, false, false);

@@ -136,7 +136,7 @@ pub fn lex(src: &str) -> Result<Vec<(Tok, Pos)>, SpecError> {
         }
     }
     let pos = Pos { line, column: src[line_start..].chars().count() + 1 };
-    if !matches!(out.last(), Some((Tok::Newline, _)) | None) {
+    if depth == 0 && !matches!(out.last(), Some((Tok::Newline, _)) | None) {
         out.push((Tok::Newline, pos));
     }
     out.push((Tok::Eof, pos));
@@ -539,7 +539,9 @@ impl Parser {
             if self.eat(")") {
                 break;
             }
-            self.expect(",")?;
+            if !self.eat(",") {
+                return self.error("`,` or `)`");
+            }
         }
         Ok(Node { ast: Ast::Call { name, args, named }, pos })
     }

@@ -14,7 +14,7 @@ const HEAD: &str = "input pid: string\njson jobs\n";
 #[test]
 fn errors_name_line_column_and_what_was_expected() {
     let cases: &[(&str, (usize, usize), &str)] = &[
-        ("feature n: int16 = len(jobs", (3, 28), "expected `)`"),
+        ("feature n: int16 = len(jobs", (4, 1), "expected `,` or `)`, found end of file"),
         ("feature n: int16 = len(job)", (3, 24), "unknown name `job`"),
         ("feature n: int12 = len(jobs)", (3, 1), "unknown feature type `int12`"),
         ("feature n: int16 = lenn(jobs)", (3, 20), "unknown function `lenn`"),

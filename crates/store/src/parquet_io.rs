@@ -10,7 +10,7 @@ use futures::stream::{BoxStream, StreamExt};
 use object_store::ObjectStoreExt;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
-use parquet::arrow::arrow_reader::ArrowReaderOptions;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::arrow::async_reader::AsyncFileReader;
 use parquet::arrow::async_writer::AsyncFileWriter;
 use parquet::arrow::{AsyncArrowWriter, ParquetRecordBatchStreamBuilder, ProjectionMask};
@@ -81,9 +81,31 @@ pub async fn open_batches(
     let uri = obj.uri();
     match format {
         InputFormat::Parquet => {
-            let reader = ObjectReader { store: obj.location.store().clone(), path: obj.path.clone(), size: obj.size };
+            let mut reader =
+                ObjectReader { store: obj.location.store().clone(), path: obj.path.clone(), size: obj.size };
             let pq = |e| StoreError::Parquet { op: "read", uri: uri.clone(), source: e };
-            let builder = ParquetRecordBatchStreamBuilder::new(reader).await.map_err(pq)?;
+            // Strings are read as Utf8View: values stay in the decoded pages
+            // instead of being copied into a fresh buffer per batch.
+            let meta = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new()).await.map_err(pq)?;
+            let fields: Vec<arrow_schema::Field> = meta
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| match f.data_type() {
+                    arrow_schema::DataType::Utf8 | arrow_schema::DataType::LargeUtf8 => {
+                        f.as_ref().clone().with_data_type(arrow_schema::DataType::Utf8View)
+                    }
+                    _ => f.as_ref().clone(),
+                })
+                .collect();
+            let view_schema =
+                Arc::new(arrow_schema::Schema::new_with_metadata(fields, meta.schema().metadata().clone()));
+            let meta = ArrowReaderMetadata::try_new(
+                meta.metadata().clone(),
+                ArrowReaderOptions::new().with_schema(view_schema),
+            )
+            .map_err(pq)?;
+            let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, meta);
             let schema = builder.schema().clone();
             let indices: Vec<usize> = columns.iter().filter_map(|c| schema.index_of(c).ok()).collect();
             let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
