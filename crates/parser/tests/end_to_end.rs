@@ -192,7 +192,11 @@ async fn values_of_a_hand_written_table() {
     assert_eq!(marker.files[0].crc32c, format!("{:08x}", crc32c(&data)));
     let summary: RunSummary =
         serde_json::from_slice(&out.get_bytes("_runs/r1/shard-00000-of-00001.json").await.unwrap()).unwrap();
-    assert_eq!(summary, s);
+    assert_eq!(
+        (&summary.status, summary.rows_in, summary.rows_rejected, &summary.files),
+        (&s.status, s.rows_in, s.rows_rejected, &s.files)
+    );
+    assert!((summary.fargate_cost_usd - s.fargate_cost_usd).abs() < 1e-15);
     assert!(s.peak_rss_bytes > 0 && s.fargate_cost_usd > 0.0);
     let ti: serde_json::Value =
         serde_json::from_slice(&out.get_bytes("_runs/r1/table_input.json").await.unwrap()).unwrap();

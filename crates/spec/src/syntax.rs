@@ -472,8 +472,10 @@ impl Parser {
                     Tok::Sym("*") => Ast::Spread(Box::new(n)),
                     Tok::Int(i) => Ast::Index(Box::new(n), i),
                     Tok::Str(s) => Ast::Field(Box::new(n), s),
-                    _ => {
-                        self.at -= 1;
+                    tok => {
+                        if tok != Tok::Eof {
+                            self.at -= 1;
+                        }
                         return self.error("`*`, an index or a quoted key inside `[]`");
                     }
                 };
@@ -502,8 +504,10 @@ impl Parser {
                 _ if self.eat("(") => return self.call(name, pos),
                 _ => Ast::Name(name),
             },
-            _ => {
-                self.at -= 1;
+            tok => {
+                if tok != Tok::Eof {
+                    self.at -= 1;
+                }
                 return self.error("an expression");
             }
         };
