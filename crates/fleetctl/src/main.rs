@@ -95,7 +95,8 @@ fn tool<F: FnOnce() -> anyhow::Result<String>>(f: F) -> ExitCode {
         }
         Err(e) => {
             err(&format!("fleetctl: {e:#}\n"));
-            let code = if e.downcast_ref::<Usage>().is_some() { 2 } else { fleet_parser::exit_code(e.as_ref()) };
+            let usage = e.downcast_ref::<Usage>().is_some() || e.chain().any(|c| c.is::<fleet_contract::ConfigError>());
+            let code = if usage { 2 } else { fleet_parser::exit_code(e.as_ref()) };
             ExitCode::from(code as u8)
         }
     }

@@ -1,0 +1,77 @@
+//! The feature-parser binary as ECS runs it: environment in, exit code out.
+
+use std::process::{Command, Output};
+
+fn run(env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_feature-parser"));
+    c.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+#[test]
+fn missing_and_invalid_configuration_exit_2_naming_the_variable() {
+    let o = run(&[], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("FLEET_INPUT is required"), "{}", text(&o));
+    let o = run(
+        &[("FLEET_INPUT", "/x/"), ("FLEET_OUTPUT", "/y/"), ("FLEET_SHARD_INDEX", "7"), ("FLEET_SHARD_COUNT", "4")],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("FLEET_SHARD_INDEX=7 must be less than FLEET_SHARD_COUNT=4"), "{}", text(&o));
+    let o = run(&[("FLEET_INPUT", "/x/"), ("FLEET_OUTPUT", "/y/")], &["--reference-date", "2025-13-01"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("FLEET_REFERENCE_DATE=\\\"2025-13-01\\\" is invalid: expected a date YYYY-MM-DD"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn help_documents_every_variable() {
+    let o = run(&[], &["--help"]);
+    assert_eq!(o.status.code(), Some(0));
+    let t = text(&o);
+    for v in fleet_contract::VARS {
+        assert!(t.contains(v.name), "{} missing from --help", v.name);
+    }
+}
+
+#[test]
+fn a_run_exits_0_and_logs_json_with_a_final_summary_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let raw = tmp.path().join("raw");
+    std::fs::create_dir_all(&raw).unwrap();
+    std::fs::write(
+        raw.join("a.ndjson"),
+        "{\"pid\":\"x\",\"skills\":\"[1,2]\",\"education\":null}\n{\"pid\":\"y\",\"skills\":\"[\"}\n",
+    )
+    .unwrap();
+    let input = format!("{}/", raw.display());
+    let output = format!("{}/out/", tmp.path().display());
+    let o = run(&[("FLEET_INPUT", &input), ("FLEET_OUTPUT", &output), ("FLEET_RUN_ID", "cli")], &[]);
+    // one of two rows rejected: over the default threshold of 0.01
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(text(&o).contains("FLEET_MAX_REJECT_RATIO=0.01"), "{}", text(&o));
+    let o = run(
+        &[("FLEET_INPUT", &input), ("FLEET_OUTPUT", &output), ("FLEET_RUN_ID", "cli")],
+        &["--max-reject-ratio", "0.5"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(last["message"], "Run summary.");
+    assert_eq!(
+        (last["rows_in"].as_u64(), last["rows_out"].as_u64(), last["rows_rejected"].as_u64()),
+        (Some(2), Some(2), Some(1))
+    );
+    assert!(tmp.path().join("out/dt=2025-07-01/_commits/shard-00000-of-00001.json").exists());
+}
