@@ -258,3 +258,55 @@ pub fn current_exe() -> anyhow::Result<PathBuf> {
 pub fn dir_uri(dir: &Path) -> String {
     format!("{}/", std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf()).display())
 }
+
+/// The parse-only ceiling on the JSON cells of a raw table: loads up to
+/// `max_bytes` of cells into memory, then parses them all with simd-json on
+/// `threads` threads. Returns a report line.
+pub async fn bench_parse(input: &str, threads: usize, max_bytes: u64) -> anyhow::Result<String> {
+    use arrow_array::Array;
+    use arrow_array::cast::AsArray;
+    use arrow_schema::{DataType, Field, Schema};
+    use futures::TryStreamExt;
+    let spec = fleet_spec::Spec::predict_age();
+    let json_cols = spec.json_columns();
+    let schema = std::sync::Arc::new(Schema::new(
+        json_cols.iter().map(|c| Field::new(*c, DataType::Utf8, true)).collect::<Vec<_>>(),
+    ));
+    let mut cells: Vec<Vec<u8>> = Vec::new();
+    let (mut bytes, mut rows) = (0u64, 0u64);
+    'outer: for obj in fleet_store::list_inputs(input).await? {
+        let format = fleet_store::InputFormat::from_name(obj.name());
+        let mut stream = fleet_store::open_batches(&obj, format, &json_cols, schema.clone(), 8192).await?;
+        while let Some(b) = stream.try_next().await? {
+            for r in 0..b.num_rows() {
+                for c in b.columns() {
+                    let s = match c.data_type() {
+                        _ if c.is_null(r) => None,
+                        DataType::Utf8View => Some(c.as_string_view().value(r)),
+                        DataType::Utf8 => Some(c.as_string::<i32>().value(r)),
+                        _ => None,
+                    };
+                    if let Some(s) = s {
+                        bytes += s.len() as u64;
+                        cells.push(s.as_bytes().to_vec());
+                    }
+                }
+                rows += 1;
+                if bytes >= max_bytes {
+                    break 'outer;
+                }
+            }
+        }
+    }
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+    let refs: Vec<&[u8]> = cells.iter().map(Vec::as_slice).collect();
+    fleet_parser::parse_only(&refs, &pool); // warm-up
+    let (n, parsed, secs) = fleet_parser::parse_only(&refs, &pool);
+    Ok(format!(
+        "parse-only ceiling: {n} cells of {rows} rows, {:.1} MB in {secs:.3} s on {threads} threads: {:.0} MB/s, {:.0} rows/s ({:.1} MB parsed without error)\n",
+        bytes as f64 / 1e6,
+        bytes as f64 / 1e6 / secs,
+        rows as f64 / secs,
+        parsed as f64 / 1e6
+    ))
+}

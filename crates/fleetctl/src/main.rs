@@ -25,6 +25,9 @@ Usage:
       Fan out N shards as local processes, P at a time, retrying failed shards with
       backoff, as the Step Functions state machine does with ECS tasks.
 
+  fleetctl bench-parse --input URI [--threads N] [--max-mb 1000]
+      The parse-only ceiling: simd-json over the JSON cells of a raw table, held in memory.
+
 FLEET flags are the FLEET_* variables of `fleetctl feature-parser --help`.
 ";
 
@@ -48,6 +51,13 @@ fn main() -> ExitCode {
         "gen" => tool(|| gen_cmd(rest)),
         "demo" => tool(|| demo_cmd(rest)),
         "run" => tool(|| run_cmd(rest)),
+        "bench-parse" => tool(|| {
+            let m = options(&rest, &["input", "threads", "max-mb"], &[])?;
+            let input = m.get("input").cloned().ok_or_else(|| Usage("--input is required".into()))?;
+            let threads = num(&m, "threads", fleet_contract::available_cpus())?;
+            let max_mb: u64 = num(&m, "max-mb", 1000)?;
+            runtime()?.block_on(fleetctl::bench_parse(&input, threads, max_mb * 1_000_000))
+        }),
         other => {
             err(&format!("fleetctl: unknown command {other:?}\n\n{HELP}"));
             ExitCode::from(2)

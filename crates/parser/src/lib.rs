@@ -185,3 +185,29 @@ impl FeatureParser {
         }
     }
 }
+
+/// The parse-only ceiling: simd-json over every JSON cell of `batches`, on
+/// `pool`, with the same per-thread reusable parser the evaluator uses and
+/// nothing else (no evaluation, no I/O). Returns (cells, bytes, seconds).
+pub fn parse_only(cells: &[&[u8]], pool: &rayon::ThreadPool) -> (usize, u64, f64) {
+    use rayon::prelude::*;
+    let start = std::time::Instant::now();
+    let bytes: u64 = pool.install(|| {
+        cells
+            .par_chunks(1024)
+            .map_init(fleet_spec::CellParser::default, |parser, chunk| {
+                let mut tape = simd_json::Tape(Vec::new());
+                let mut n = 0u64;
+                for c in chunk {
+                    let mut t = std::mem::replace(&mut tape, simd_json::Tape(Vec::new())).reset();
+                    if parser.parse(c, &mut t).is_ok() {
+                        n += c.len() as u64;
+                    }
+                    tape = t.reset();
+                }
+                n
+            })
+            .sum()
+    });
+    (cells.len(), bytes, start.elapsed().as_secs_f64())
+}

@@ -101,12 +101,25 @@ pub fn field<'a>(v: &Val<'a>, key: &str) -> Val<'a> {
         let Node::String(k) = nodes[idx] else { return Val::Null };
         idx += 1;
         let n = span(&nodes[idx]);
-        if k == key {
+        if same_key(k, key) {
             found = Some(idx..idx + n);
         }
         idx += n;
     }
     found.map_or(Val::Null, |r| Val::from_tape(&nodes[r]))
+}
+
+/// Key equality without a `memcmp` call for the short keys JSON documents use.
+#[inline(always)]
+fn same_key(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    if a.len() <= 16 {
+        return a.iter().zip(b).all(|(x, y)| x == y);
+    }
+    a == b
 }
 
 pub fn index<'a>(v: &Val<'a>, i: i64) -> Val<'a> {
