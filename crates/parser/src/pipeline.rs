@@ -45,7 +45,8 @@ pub fn evaluate_parallel(
 ) -> Result<Evaluated, ParserError> {
     let n = batch.num_rows();
     let threads = pool.current_num_threads().max(1);
-    let chunk = n.div_ceil(threads * 4).clamp(256, 8192);
+    // several chunks per thread for balance; heavy batches are few rows
+    let chunk = n.div_ceil(threads * 4).clamp(8, 8192);
     let ranges: Vec<Range<usize>> = (0..n).step_by(chunk).map(|s| s..(s + chunk).min(n)).collect();
     let parts: Vec<fleet_spec::Evaluated> = pool
         .install(|| {

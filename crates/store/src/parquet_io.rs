@@ -108,8 +108,9 @@ pub async fn open_batches(
             let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, meta);
             let schema = builder.schema().clone();
             let indices: Vec<usize> = columns.iter().filter_map(|c| schema.index_of(c).ok()).collect();
+            let rows = batch_rows_for(builder.metadata(), &indices, batch_rows);
             let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
-            let stream = builder.with_projection(mask).with_batch_size(batch_rows).build().map_err(pq)?;
+            let stream = builder.with_projection(mask).with_batch_size(rows).build().map_err(pq)?;
             let u = uri.clone();
             Ok(stream
                 .map(move |r| r.map_err(|e| StoreError::Parquet { op: "read", uri: u.clone(), source: e }))
@@ -125,8 +126,15 @@ pub async fn open_batches(
                 .with_batch_size(batch_rows)
                 .build_decoder()
                 .map_err(|e| StoreError::Ndjson { uri: uri.clone(), offset: 0, source: e })?;
-            let state =
-                NdjsonState { bytes: get.into_stream(), buf: Bytes::new(), decoder, uri, offset: 0, done: false };
+            let state = NdjsonState {
+                bytes: get.into_stream(),
+                buf: Bytes::new(),
+                decoder,
+                uri,
+                offset: 0,
+                since_flush: 0,
+                done: false,
+            };
             Ok(futures::stream::unfold(state, |mut s| async move {
                 let r = s.next_batch().await;
                 match r {
@@ -139,12 +147,38 @@ pub async fn open_batches(
     }
 }
 
+/// Uncompressed bytes a batch may hold: with a few batches in flight this
+/// keeps memory bounded whatever the row size (heavy rows are ~100 KB).
+pub const BATCH_BYTES: u64 = 24 << 20;
+
+/// At most `max_rows`, and fewer when the projected columns' average row
+/// (from the footer's uncompressed sizes) would make a batch larger than
+/// [`BATCH_BYTES`].
+fn batch_rows_for(meta: &ParquetMetaData, columns: &[usize], max_rows: usize) -> usize {
+    let (mut bytes, mut rows) = (0u64, 0u64);
+    for rg in meta.row_groups() {
+        rows += rg.num_rows().max(0) as u64;
+        for (i, c) in rg.columns().iter().enumerate() {
+            let root = rg.schema_descr().get_column_root_idx(i);
+            if columns.contains(&root) {
+                bytes += c.uncompressed_size().max(0) as u64;
+            }
+        }
+    }
+    if rows == 0 || bytes == 0 {
+        return max_rows;
+    }
+    let per_row = bytes.div_ceil(rows).max(1);
+    (BATCH_BYTES / per_row).clamp(16, max_rows as u64) as usize
+}
+
 struct NdjsonState {
     bytes: BoxStream<'static, object_store::Result<Bytes>>,
     buf: Bytes,
     decoder: arrow_json::reader::Decoder,
     uri: String,
     offset: u64,
+    since_flush: u64,
     done: bool,
 }
 
@@ -162,13 +196,25 @@ impl NdjsonState {
                 }
             }
             if self.buf.is_empty() {
+                self.since_flush = 0;
                 return self.decoder.flush().map_err(|e| err(self, e));
             }
-            let n = self.decoder.decode(&self.buf).map_err(|e| err(self, e))?;
+            // Decode up to BATCH_BYTES since the last flush, then to the end of that line, and flush.
+            let room = BATCH_BYTES.saturating_sub(self.since_flush) as usize;
+            let line_end = if self.buf.len() > room {
+                self.buf[room..].iter().position(|&b| b == b'\n').map(|i| room + i + 1)
+            } else {
+                None
+            };
+            let limit = line_end.unwrap_or(self.buf.len());
+            let n = self.decoder.decode(&self.buf[..limit]).map_err(|e| err(self, e))?;
             self.offset += n as u64;
+            self.since_flush += n as u64;
             let _ = self.buf.split_to(n);
-            if !self.buf.is_empty() {
-                // the decoder stopped because a batch is full
+            // Flush when a large batch reached a line end, or when the decoder
+            // stopped early because a batch is full.
+            if (line_end.is_some() && n == limit) || (n < limit) {
+                self.since_flush = 0;
                 if let Some(b) = self.decoder.flush().map_err(|e| err(self, e))? {
                     return Ok(Some(b));
                 }
@@ -395,5 +441,38 @@ mod tests {
             open_batches(&obj, InputFormat::Ndjson, &[], schema, 1000).await.unwrap().try_collect().await;
         let e = r.unwrap_err();
         assert!(e.to_string().contains("bad.ndjson"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn batches_are_bounded_by_bytes_not_only_rows() {
+        let loc = Location::parse("memory:///big-rows/").unwrap();
+        let cell = "x".repeat(200_000);
+        let schema = Arc::new(arrow_schema::Schema::new(vec![arrow_schema::Field::new(
+            "b",
+            arrow_schema::DataType::Utf8,
+            true,
+        )]));
+        let lines: String = (0..300).map(|_| format!("{{\"b\": \"{cell}\"}}\n")).collect();
+        loc.put_bytes("x.ndjson", lines.into_bytes()).await.unwrap();
+        // distinct values, so that Parquet cannot shrink them into a dictionary
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(StringArray::from_iter_values((0..300).map(|i| format!("{i:03}{cell}"))))],
+        )
+        .unwrap();
+        let mut sink =
+            ParquetSink::create(&loc, loc.join("x.parquet").unwrap(), schema.clone(), &WriteOptions::default())
+                .unwrap();
+        sink.write(&batch).await.unwrap();
+        sink.close().await.unwrap();
+        for (name, format) in [("x.ndjson", InputFormat::Ndjson), ("x.parquet", InputFormat::Parquet)] {
+            let obj = crate::list_inputs(&format!("memory:///big-rows/{name}")).await.unwrap().remove(0);
+            let batches: Vec<RecordBatch> =
+                open_batches(&obj, format, &["b"], schema.clone(), 8192).await.unwrap().try_collect().await.unwrap();
+            assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 300, "{name}");
+            let max = batches.iter().map(|b| b.num_rows()).max().unwrap();
+            assert!(max as u64 * 200_000 <= BATCH_BYTES + 400_000, "{name}: a batch of {max} rows");
+            assert!(batches.len() >= 2, "{name}");
+        }
     }
 }
