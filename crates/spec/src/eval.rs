@@ -10,7 +10,7 @@ use arrow_array::{
 
 use crate::compile::{KeywordTable, Program};
 use crate::text::{Ymd, ascii_lower, for_each_word, parse_date};
-use crate::value::{Agg, BinOp, Const, Expr, Func, Val, compare, elements, equal, field, index};
+use crate::value::{Agg, BinOp, Const, Expr, FieldCache, Func, Val, compare, elements, equal, index};
 
 /// A typed view of one input column of the current batch.
 #[derive(Debug, Clone, Copy)]
@@ -92,6 +92,7 @@ pub struct Cx<'a, 'e> {
     pub roots: &'e [Val<'a>],
     pub slots: &'e [Val<'a>],
     pub locals: &'e mut [Val<'a>],
+    pub fields: &'e mut FieldCache,
     pub ref_date: Ymd,
 }
 
@@ -125,7 +126,7 @@ impl<'a> Cx<'a, '_> {
             Expr::Slot(i) => self.slots[*i].clone(),
             Expr::Field(inner, key) => {
                 let v = self.eval(inner);
-                field(&v, key)
+                self.fields.field(&v, key)
             }
             Expr::Index(inner, i) => {
                 let v = self.eval(inner);
@@ -150,24 +151,26 @@ impl<'a> Cx<'a, '_> {
                 self.eval(body)
             }
             Expr::Agg { kind, value, var, seq, cond } => self.aggregate(*kind, value, *var, seq, cond.as_deref()),
-            Expr::KeywordRank { table, args, default } => {
-                let t = &self.prog.keywords[*table];
-                let mut best: Option<i64> = None;
-                for a in args {
-                    if let Expr::Spread(inner) = a {
-                        let v = self.eval(inner);
-                        for el in elements(&v) {
-                            if let Val::Str(s) = el {
-                                rank_text(t, &s, &mut best);
-                            }
-                        }
-                    } else if let Val::Str(s) = self.eval(a) {
+            Expr::KeywordRank { table, args, default } => self.keyword_rank(*table, args, *default),
+        }
+    }
+
+    fn keyword_rank(&mut self, table: usize, args: &'a [Expr], default: Option<i64>) -> Val<'a> {
+        let t = &self.prog.keywords[table];
+        let mut best: Option<i64> = None;
+        for a in args {
+            if let Expr::Spread(inner) = a {
+                let v = self.eval(inner);
+                for el in elements(&v) {
+                    if let Val::Str(s) = el {
                         rank_text(t, &s, &mut best);
                     }
                 }
-                best.or(*default).map_or(Val::Null, Val::Int)
+            } else if let Val::Str(s) = self.eval(a) {
+                rank_text(t, &s, &mut best);
             }
         }
+        best.or(default).map_or(Val::Null, Val::Int)
     }
 
     fn binary(&mut self, op: BinOp, l: &'a Expr, r: &'a Expr) -> Val<'a> {

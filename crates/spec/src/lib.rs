@@ -226,6 +226,7 @@ pub struct Workspace {
     tapes: Vec<Tape<'static>>,
     slots: Vec<Val<'static>>,
     locals: Vec<Val<'static>>,
+    fields: value::FieldCache,
 }
 
 /// A spec bound to an input schema and a reference date.
@@ -405,7 +406,8 @@ impl Evaluator {
         let mut out = Evaluated { columns: vec![], rejects: vec![], rows_rejected: 0, json_bytes: 0 };
         let roots_kind = &prog.json_roots;
         for row in rows {
-            let Workspace { parsers, tapes, slots, locals } = ws;
+            let Workspace { parsers, tapes, slots, locals, fields } = ws;
+            fields.next_row();
             let mut live: Vec<Tape<'_>> = Vec::with_capacity(json.len());
             let mut rejected = 0u64;
             for (k, (parser, tape)) in parsers.iter_mut().zip(tapes.iter_mut()).enumerate() {
@@ -465,6 +467,7 @@ impl Evaluator {
                         roots: &roots,
                         slots: done,
                         locals: &mut row_locals,
+                        fields,
                         ref_date: self.reference_date,
                     };
                     cx.eval(&step.expr)

@@ -91,14 +91,14 @@ impl<'a> Iterator for ArrayIter<'a> {
     }
 }
 
-/// `obj.key`; of duplicate keys the last wins; NULL when not an object.
-pub fn field<'a>(v: &Val<'a>, key: &str) -> Val<'a> {
-    let Val::Json(nodes) = v else { return Val::Null };
-    let Node::Object { len, .. } = nodes[0] else { return Val::Null };
+/// Where the value of `obj.key` is within the object that starts `nodes`;
+/// of duplicate keys the last wins; `None` when not an object or no such key.
+pub fn field_range(nodes: &[Node<'_>], key: &str) -> Option<std::ops::Range<usize>> {
+    let Node::Object { len, .. } = nodes[0] else { return None };
     let mut idx = 1;
     let mut found = None;
     for _ in 0..len {
-        let Node::String(k) = nodes[idx] else { return Val::Null };
+        let Node::String(k) = nodes[idx] else { return None };
         idx += 1;
         let n = span(&nodes[idx]);
         if same_key(k, key) {
@@ -106,7 +106,49 @@ pub fn field<'a>(v: &Val<'a>, key: &str) -> Val<'a> {
         }
         idx += n;
     }
-    found.map_or(Val::Null, |r| Val::from_tape(&nodes[r]))
+    found
+}
+
+/// Member look-ups of the current row, remembered by (object, key) identity:
+/// a spec reads the same member of an element several times, and every
+/// look-up scans all keys (the last duplicate wins). Entries of earlier rows
+/// are told apart by a generation number.
+#[derive(Debug, Clone)]
+pub struct FieldCache {
+    generation: u32,
+    slots: Box<[(u32, usize, usize, u32, u32)]>,
+}
+
+impl Default for FieldCache {
+    fn default() -> Self {
+        Self { generation: 1, slots: vec![(0, 0, 0, 0, 0); 256].into_boxed_slice() }
+    }
+}
+
+impl FieldCache {
+    /// Forgets every entry (a new row reuses the same tape memory).
+    pub fn next_row(&mut self) {
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            self.slots.fill((0, 0, 0, 0, 0));
+            self.generation = 1;
+        }
+    }
+
+    #[inline]
+    pub fn field<'a>(&mut self, v: &Val<'a>, key: &str) -> Val<'a> {
+        let Val::Json(nodes) = v else { return Val::Null };
+        let (obj, k) = (nodes.as_ptr() as usize, key.as_ptr() as usize);
+        let h = ((obj >> 4) ^ (k >> 3).wrapping_mul(0x9E37_79B9)) & (self.slots.len() - 1);
+        let e = &mut self.slots[h];
+        if e.0 == self.generation && e.1 == obj && e.2 == k {
+            return if e.4 == 0 { Val::Null } else { Val::from_tape(&nodes[e.3 as usize..(e.3 + e.4) as usize]) };
+        }
+        let r = field_range(nodes, key);
+        let (start, len) = r.as_ref().map_or((0, 0), |r| (r.start as u32, r.len() as u32));
+        *e = (self.generation, obj, k, start, len);
+        r.map_or(Val::Null, |r| Val::from_tape(&nodes[r]))
+    }
 }
 
 /// Key equality without a `memcmp` call for the short keys JSON documents use.
