@@ -116,8 +116,11 @@ pub fn field_range(nodes: &[Node<'_>], key: &str) -> Option<std::ops::Range<usiz
 #[derive(Debug, Clone)]
 pub struct FieldCache {
     generation: u32,
-    slots: Box<[(u32, usize, usize, u32, u32)]>,
+    slots: Box<[CachedField]>,
 }
+
+/// (generation, object address, key address, value start, value length; 0 = no such key)
+type CachedField = (u32, usize, usize, u32, u32);
 
 impl Default for FieldCache {
     fn default() -> Self {
