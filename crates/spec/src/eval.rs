@@ -367,8 +367,8 @@ fn scalar<'a>(f: Func, a: Val<'a>, b: Val<'a>) -> Val<'a> {
         }),
         (Func::Upper, Val::Str(s)) => Val::Str(Cow::Owned(s.to_ascii_uppercase())),
         (Func::Trim, Val::Str(s)) => Val::Str(match s {
-            Cow::Borrowed(b) => Cow::Borrowed(b.trim()),
-            Cow::Owned(o) => Cow::Owned(o.trim().to_string()),
+            Cow::Borrowed(b) => Cow::Borrowed(b.trim_matches(is_space)),
+            Cow::Owned(o) => Cow::Owned(o.trim_matches(is_space).to_string()),
         }),
         (Func::Date, Val::Str(s)) => parse_date(&s).map_or(Val::Null, Val::Date),
         (Func::Date, d @ Val::Date(_)) => d,
@@ -403,6 +403,13 @@ fn scalar<'a>(f: Func, a: Val<'a>, b: Val<'a>) -> Val<'a> {
         }
         _ => Val::Null,
     }
+}
+
+/// Whitespace as Python's `str.strip()` sees it: Unicode White_Space plus the
+/// information separators U+001C..U+001F, so that `trim` agrees with the
+/// tools data engineers check us against.
+fn is_space(c: char) -> bool {
+    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
 }
 
 /// Raises `best` to the highest rank of a keyword (one word, or two

@@ -296,7 +296,8 @@ fn career_years_and_churn() {
 #[test]
 fn distinct_companies_trim_and_case() {
     let w = r#"[{"company":{"name":"Acme "}},{"company":{"name":" ACME"}},{"company":{"name":""}},{"company":{"name":"   "}},
-               {"company":"Acme Corp"},{"company":{"name":5}},{"company":{"name":"Ａcme"}},{"company":{"name":"ÄCME"}},{"company":{"name":"äcme"}}]"#;
+               {"company":"Acme Corp"},{"company":{"name":5}},{"company":{"name":"Ａcme"}},{"company":{"name":"ÄCME"}},{"company":{"name":"äcme"}},
+               {"company":{"name":"\u001facme\u00a0"}}]"#;
     assert_eq!(one(&[("work_experience", w)])["distinct_companies"], json!(4));
 }
 
