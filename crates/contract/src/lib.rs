@@ -233,6 +233,22 @@ pub struct Date {
     pub day: u32,
 }
 
+impl Date {
+    /// The date `days` after 1970-01-01 (Arrow's `Date32`), proleptic Gregorian
+    /// (Howard Hinnant's `civil_from_days`).
+    pub fn from_days_since_epoch(days: i64) -> Date {
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+        Date { year: (yoe + era * 400 + i64::from(month <= 2)) as i32, month, day }
+    }
+}
+
 impl fmt::Display for Date {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
@@ -478,17 +494,8 @@ pub fn parse_size(s: &str) -> Option<u64> {
 fn default_run_id() -> String {
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // civil_from_days
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("run-{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z", rem / 3600, rem / 60 % 60, rem % 60)
+    let d = Date::from_days_since_epoch(days);
+    format!("run-{:04}{:02}{:02}T{:02}{:02}{:02}Z", d.year, d.month, d.day, rem / 3600, rem / 60 % 60, rem % 60)
 }
 
 impl Config {
@@ -778,6 +785,14 @@ mod tests {
             Config::from_env_and_args(base(), ["--threads"]).unwrap_err(),
             ConfigError::FlagWithoutValue { flag: "--threads".into() }
         );
+    }
+
+    #[test]
+    fn epoch_days() {
+        assert_eq!(Date::from_days_since_epoch(0).to_string(), "1970-01-01");
+        assert_eq!(Date::from_days_since_epoch(20_270).to_string(), "2025-07-01");
+        assert_eq!(Date::from_days_since_epoch(-1).to_string(), "1969-12-31");
+        assert_eq!(Date::from_days_since_epoch(11_016).to_string(), "2000-02-29");
     }
 
     #[test]

@@ -337,7 +337,6 @@ async fn process(fp: &FeatureParser, mine: &[InputObject], progress: &Progress) 
                 break;
             }
         }
-        let _ = row_base;
         reader.await.map_err(|e| ParserError::Pool(e.to_string()))?;
         let stats = sink.close().await?;
         t.bytes_read += obj.size;

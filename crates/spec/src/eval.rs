@@ -71,17 +71,8 @@ impl<'a> Column<'a> {
 }
 
 fn ymd_from_days(z: i32) -> Option<Ymd> {
-    // Howard Hinnant's civil_from_days.
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i32::from(m <= 2);
-    Ymd::new(y, m, d)
+    let d = fleet_contract::Date::from_days_since_epoch(i64::from(z));
+    Ymd::new(d.year, d.month, d.day)
 }
 
 /// Everything an expression can see while one row is evaluated.
