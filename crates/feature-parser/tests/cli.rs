@@ -75,3 +75,37 @@ fn a_run_exits_0_and_logs_json_with_a_final_summary_line() {
     );
     assert!(tmp.path().join("out/dt=2025-07-01/_commits/shard-00000-of-00001.json").exists());
 }
+
+#[test]
+fn sigterm_stops_the_run_without_a_commit_marker() {
+    let tmp = tempfile::tempdir().unwrap();
+    let raw = format!("{}/raw/", tmp.path().display());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let loc = fleet_store::Location::parse(&raw).unwrap();
+        fleet_synth::Generator::new(fleet_synth::Profile::Typical)
+            .with_rows(60_000)
+            .with_files(2)
+            .write(&loc, None)
+            .await
+            .unwrap();
+    });
+    let output = format!("{}/out/", tmp.path().display());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_feature-parser"))
+        .env("FLEET_INPUT", &raw)
+        .env("FLEET_OUTPUT", &output)
+        .env("FLEET_THREADS", "1")
+        .env("FLEET_BATCH_ROWS", "1024")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // wait until it is working, then stop it as ECS does
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(143), "{log}");
+    assert!(log.contains("Terminated by signal"), "{log}");
+    assert!(!tmp.path().join("out/dt=2025-07-01/_commits/shard-00000-of-00001.json").exists());
+}
