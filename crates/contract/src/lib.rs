@@ -194,6 +194,10 @@ pub enum ConfigError {
     Invalid { var: &'static str, value: String, form: &'static str },
     #[error("{var}={value} must be less than {other}={other_value}")]
     Relation { var: &'static str, value: String, other: &'static str, other_value: String },
+    #[error(
+        "FLEET_OUTPUT={output} is inside FLEET_INPUT={input}: the output would be read back as input; choose an output outside the input prefix"
+    )]
+    OutputInsideInput { input: String, output: String },
     #[error("unknown flag {flag:?}; see --help for the FLEET_* variables and their flags")]
     UnknownFlag { flag: String },
     #[error("flag {flag} needs a value")]
@@ -544,6 +548,10 @@ impl Config {
                 return Err(invalid(name, v));
             }
         }
+        let norm = |u: &str| u.trim_end_matches('/').to_string() + "/";
+        if input.ends_with('/') && norm(&output).starts_with(&norm(&input)) {
+            return Err(ConfigError::OutputInsideInput { input, output });
+        }
         let count: u32 = parse_num(raw, SHARD_COUNT, 1, 1, 100_000)?;
         let index: u32 = parse_num(raw, SHARD_INDEX, 0, 0, u32::MAX)?;
         if index >= count {
@@ -745,6 +753,10 @@ mod tests {
         }
         let e = with(&[("FLEET_SHARD_INDEX", "7"), ("FLEET_SHARD_COUNT", "4")]).unwrap_err();
         assert_eq!(e.to_string(), "FLEET_SHARD_INDEX=7 must be less than FLEET_SHARD_COUNT=4");
+        let e =
+            Config::from_vars([("FLEET_INPUT", "s3://b/raw/"), ("FLEET_OUTPUT", "s3://b/raw/features")]).unwrap_err();
+        assert!(matches!(e, ConfigError::OutputInsideInput { .. }), "{e}");
+        assert!(Config::from_vars([("FLEET_INPUT", "s3://b/raw/"), ("FLEET_OUTPUT", "s3://b/raw-features/")]).is_ok());
         let e = Config::from_vars([("FLEET_INPUT", "file:///a/../b"), ("FLEET_OUTPUT", "x")]).unwrap_err();
         assert!(matches!(e, ConfigError::Invalid { var: "FLEET_INPUT", .. }));
     }

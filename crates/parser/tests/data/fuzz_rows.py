@@ -1,7 +1,10 @@
 # Deterministic odd and malformed predict-age rows (NDJSON on stdout) for the
 # differential test against scripts/reference_features.py.
-import json, random
-rnd = random.Random(7)
+import json, random, sys
+# usage: fuzz_rows.py [seed=7] [rows=2000]
+SEED = int(sys.argv[1]) if len(sys.argv) > 1 else 7
+ROWS = int(sys.argv[2]) if len(sys.argv) > 2 else 2000
+rnd = random.Random(SEED)
 DEG = ["Bachelor of Science", "M.S.", "Ph.D.", "MBA", "high school", "Associate's", "diploma", "B.A.", "Ph. D.", "Doctorate", "certificate", "Ｍ.Ｓ", None, 3]
 LEV = ["senior", "manager", "vp", "director", "cxo", "owner", "entry", "training", "intern", "Sr.", 4, None]
 TIT = ["Senior Data Engineer", "Vice President, Sales", "Co-Founder & CEO", "Head of Ops", "Software Intern", "Staff Engineer", "analyst", "Jr. Dev", None]
@@ -26,7 +29,7 @@ def cell(maker, heavy=False):
     if c < 0.03: return rnd.choice(BAD)
     if c < 0.08: return rnd.choice([None, "", "  \n", "null"])
     return json.dumps([maker(heavy) if rnd.random() > 0.05 else rnd.choice([1, None, "s"]) for _ in range(rnd.randint(0, 6))], ensure_ascii=rnd.random() < 0.5)
-for i in range(2000):
+for i in range(ROWS):
     heavy = i % 100 == 0
     row = {"pid": "p%05d" % i, "gender": "male", "linkedin_connections": rnd.choice([None, 0, 500, 2**31 - 1]),
            "inferred_years_experience": rnd.choice([None, 0, 12, 32767, 32768, -32769, -5]),
