@@ -91,7 +91,7 @@ fn sigterm_stops_the_run_without_a_commit_marker() {
             .unwrap();
     });
     let output = format!("{}/out/", tmp.path().display());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_feature-parser"))
+    let child = Command::new(env!("CARGO_BIN_EXE_feature-parser"))
         .env("FLEET_INPUT", &raw)
         .env("FLEET_OUTPUT", &output)
         .env("FLEET_THREADS", "1")

@@ -294,7 +294,6 @@ async fn process(fp: &FeatureParser, mine: &[InputObject], progress: &Progress) 
         });
         let mut evaluator: Option<Evaluator> = None;
         let mut pending: Option<(u64, tokio::task::JoinHandle<Result<Evaluated, ParserError>>)> = None;
-        let mut row_base = 0u64;
         let mut rows_in_obj = 0u64;
         loop {
             let next = match rx.recv().await {
@@ -317,7 +316,7 @@ async fn process(fp: &FeatureParser, mine: &[InputObject], progress: &Progress) 
             };
             if let Some((base, handle)) = pending.take() {
                 let e = handle.await.map_err(|e| ParserError::Pool(e.to_string()))??;
-                row_base = base;
+                let row_base = base;
                 sink.write(&e.batch).await?;
                 if !e.rejects.is_empty() {
                     for r in &e.rejects {
