@@ -1,0 +1,89 @@
+//! feature-parser against a real S3-compatible server over HTTP on loopback
+//! (s3s-fs, started by `scripts/test`): `FLEET_TEST_S3_ENDPOINT` names it and
+//! `FLEET_TEST_S3_ROOT` is the folder it serves, where every bucket is a
+//! folder. Without them these tests fail when `FLEET_REQUIRE_S3=1` (as in
+//! `scripts/test`) and otherwise say they did not run.
+
+use fleet_contract::Config;
+use fleet_parser::{CommitMarker, FeatureParser};
+use fleet_store::Location;
+use fleet_synth::{Generator, Profile};
+
+/// A fresh bucket for one test, or `None` when no server was started.
+#[allow(clippy::print_stderr, reason = "a test that did not run says so")]
+fn bucket(name: &str) -> Option<String> {
+    let (Ok(endpoint), Ok(root)) = (std::env::var("FLEET_TEST_S3_ENDPOINT"), std::env::var("FLEET_TEST_S3_ROOT"))
+    else {
+        assert!(std::env::var("FLEET_REQUIRE_S3").is_err(), "FLEET_REQUIRE_S3 is set but no S3 server was started");
+        eprintln!("skipped: no S3 server (run scripts/test, which starts one)");
+        return None;
+    };
+    assert!(endpoint.starts_with("http://127.0.0.1:"), "tests talk to loopback only: {endpoint}");
+    let dir = std::path::Path::new(&root).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    Some(name.to_string())
+}
+
+async fn run(input: &str, output: &str) -> fleet_parser::RunSummary {
+    let cfg = Config::from_vars([
+        ("FLEET_INPUT", input),
+        ("FLEET_OUTPUT", output),
+        ("FLEET_RUN_ID", "s3"),
+        ("FLEET_THREADS", "2"),
+    ])
+    .unwrap();
+    FeatureParser::new(cfg).await.unwrap().run().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_run_matches_a_local_run_byte_for_byte() {
+    let Some(b) = bucket("fleet-e2e") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let generator = Generator::new(Profile::Typical).with_rows(3000).with_files(3).with_seed(21);
+    let local_raw = Location::parse(&format!("{}/raw/", tmp.path().display())).unwrap();
+    let s3_raw = Location::parse(&format!("s3://{b}/raw/")).unwrap();
+    generator.write(&local_raw, None).await.unwrap();
+    generator.write(&s3_raw, None).await.unwrap();
+
+    let local = run(&format!("{}/", local_raw.uri()), &format!("{}/features/", tmp.path().display())).await;
+    let remote = run(&format!("s3://{b}/raw/"), &format!("s3://{b}/features/")).await;
+    assert_eq!((remote.rows_in, remote.rows_out), (3000, 3000));
+    assert_eq!(remote.rows_rejected, local.rows_rejected);
+
+    let out = Location::parse(&format!("s3://{b}/features/")).unwrap();
+    let marker: CommitMarker =
+        serde_json::from_slice(&out.get_bytes("dt=2025-07-01/_commits/shard-00000-of-00001.json").await.unwrap())
+            .unwrap();
+    let local_marker: CommitMarker = serde_json::from_slice(
+        &std::fs::read(tmp.path().join("features/dt=2025-07-01/_commits/shard-00000-of-00001.json")).unwrap(),
+    )
+    .unwrap();
+    // Keys end in a hash of the input URI, so they differ; stems, rows, checksums and bytes do not.
+    let stem = |k: &str| k.rsplit_once('-').map(|(s, _)| s.to_string()).unwrap_or_default();
+    let files = |m: &CommitMarker| m.files.iter().map(|f| (stem(&f.key), f.rows, f.crc32c.clone())).collect::<Vec<_>>();
+    assert_eq!(files(&marker), files(&local_marker), "same files, rows and checksums over S3 as locally");
+    for (f, l) in marker.files.iter().zip(&local_marker.files) {
+        let bytes = out.get_bytes(&f.key).await.unwrap();
+        assert_eq!(bytes, std::fs::read(tmp.path().join("features").join(&l.key)).unwrap(), "{}", f.key);
+    }
+    let ti: serde_json::Value =
+        serde_json::from_slice(&out.get_bytes("_runs/s3/table_input.json").await.unwrap()).unwrap();
+    assert_eq!(ti["TableInput"]["StorageDescriptor"]["Location"], format!("s3://{b}/features/"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_bucket_is_a_clear_error() {
+    if bucket("fleet-exists").is_none() {
+        return;
+    }
+    let cfg = Config::from_vars([
+        ("FLEET_INPUT", "s3://fleet-no-such-bucket/raw/"),
+        ("FLEET_OUTPUT", "s3://fleet-exists/out/"),
+    ])
+    .unwrap();
+    let err = FeatureParser::new(cfg).await.unwrap().run().await.unwrap_err();
+    let chain = format!("{}: {:?}", err, err);
+    assert!(chain.contains("fleet-no-such-bucket"), "{chain}");
+    assert_eq!(err.exit_code(), 1);
+}
