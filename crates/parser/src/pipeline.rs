@@ -129,6 +129,9 @@ struct Totals {
 pub(crate) async fn run(fp: &FeatureParser) -> Result<RunSummary, ParserError> {
     let cfg = &fp.config;
     let started = Instant::now();
+    // Before any work: a missing bucket, denied access or an unreachable endpoint, told apart.
+    fleet_store::Location::parse(&cfg.input)?.check().await?;
+    fp.output.check().await?;
     let all = list_inputs(&cfg.input).await?;
     let total_objects = all.len();
     let mine: Vec<InputObject> =

@@ -1,29 +1,12 @@
 //! feature-parser against a real S3-compatible server over HTTP on loopback
-//! (s3s-fs, started by `scripts/test`): `FLEET_TEST_S3_ENDPOINT` names it and
-//! `FLEET_TEST_S3_ROOT` is the folder it serves, where every bucket is a
-//! folder. Without them these tests fail when `FLEET_REQUIRE_S3=1` (as in
-//! `scripts/test`) and otherwise say they did not run.
+//! (s3s-fs, started by `scripts/test`; see `fleet-test-support`).
 
 use fleet_contract::Config;
 use fleet_parser::{CommitMarker, FeatureParser};
 use fleet_store::Location;
 use fleet_synth::{Generator, Profile};
 
-/// A fresh bucket for one test, or `None` when no server was started.
-#[allow(clippy::print_stderr, reason = "a test that did not run says so")]
-fn bucket(name: &str) -> Option<String> {
-    let (Ok(endpoint), Ok(root)) = (std::env::var("FLEET_TEST_S3_ENDPOINT"), std::env::var("FLEET_TEST_S3_ROOT"))
-    else {
-        assert!(std::env::var("FLEET_REQUIRE_S3").is_err(), "FLEET_REQUIRE_S3 is set but no S3 server was started");
-        eprintln!("skipped: no S3 server (run scripts/test, which starts one)");
-        return None;
-    };
-    assert!(endpoint.starts_with("http://127.0.0.1:"), "tests talk to loopback only: {endpoint}");
-    let dir = std::path::Path::new(&root).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    Some(name.to_string())
-}
+use fleet_test_support::s3_bucket as bucket;
 
 async fn run(input: &str, output: &str) -> fleet_parser::RunSummary {
     let cfg = Config::from_vars([
@@ -83,7 +66,16 @@ async fn a_missing_bucket_is_a_clear_error() {
     ])
     .unwrap();
     let err = FeatureParser::new(cfg).await.unwrap().run().await.unwrap_err();
-    let chain = format!("{}: {:?}", err, err);
-    assert!(chain.contains("fleet-no-such-bucket"), "{chain}");
+    assert!(
+        matches!(&err, fleet_parser::ParserError::Store(fleet_store::StoreError::NoSuchBucket { uri, .. }) if uri == "s3://fleet-no-such-bucket/raw"),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "the bucket of s3://fleet-no-such-bucket/raw does not exist (endpoint {})",
+            std::env::var("AWS_ENDPOINT_URL").unwrap()
+        )
+    );
     assert_eq!(err.exit_code(), 1);
 }

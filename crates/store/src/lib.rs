@@ -58,6 +58,24 @@ pub enum StoreError {
     Manifest { uri: String, reason: String },
     #[error("no input objects at {uri}")]
     NoInput { uri: String },
+    #[error("the bucket of {uri} does not exist (endpoint {endpoint})")]
+    NoSuchBucket { uri: String, endpoint: String },
+    #[error(
+        "access to {uri} was denied (endpoint {endpoint}): check the credentials (AWS_ACCESS_KEY_ID, the task role) and the bucket policy"
+    )]
+    AccessDenied {
+        uri: String,
+        endpoint: String,
+        #[source]
+        source: Box<object_store::Error>,
+    },
+    #[error("cannot reach the S3 endpoint {endpoint} for {uri}: check AWS_ENDPOINT_URL and the network")]
+    Unreachable {
+        uri: String,
+        endpoint: String,
+        #[source]
+        source: Box<object_store::Error>,
+    },
 }
 
 impl StoreError {
@@ -74,6 +92,7 @@ impl StoreError {
                     | object_store::Error::InvalidPath { .. }
                     | object_store::Error::NotSupported { .. }
             ),
+            StoreError::Unreachable { .. } => true,
             _ => false,
         }
     }
@@ -91,6 +110,8 @@ pub struct Location {
     /// The URI up to the bucket or root, e.g. `s3://bucket` or `file://`.
     base: String,
     path: Path,
+    /// The S3 endpoint, for messages; `None` for other stores.
+    endpoint: Option<String>,
 }
 
 fn memory() -> Arc<dyn ObjectStore> {
@@ -101,7 +122,16 @@ fn memory() -> Arc<dyn ObjectStore> {
 impl Location {
     /// `s3://bucket/prefix/`, `file:///abs/path/`, `memory:///x/`, or a plain
     /// local path (relative paths are taken from the current directory).
+    /// S3 settings come from the standard `AWS_*` variables
+    /// (`AWS_ENDPOINT_URL`, credentials, the ECS task role, region).
     pub fn parse(uri: &str) -> Result<Self> {
+        Self::parse_with(uri, &[])
+    }
+
+    /// Like [`Location::parse`], with S3 settings that override the
+    /// environment, named as `object_store` names them (`aws_endpoint`,
+    /// `aws_access_key_id`, `aws_secret_access_key`, `aws_region`, ...).
+    pub fn parse_with(uri: &str, s3_options: &[(&str, &str)]) -> Result<Self> {
         let bad = |reason: &str| StoreError::InvalidUri { uri: uri.to_string(), reason: reason.to_string() };
         if uri.split('/').any(|s| s == "..") {
             return Err(bad("`..` is not allowed"));
@@ -117,28 +147,34 @@ impl Location {
             if uri.ends_with('/') && !s.ends_with('/') {
                 s.push('/');
             }
-            return Self::parse(&s);
+            return Self::parse_with(&s, s3_options);
         }
         let url = Url::parse(uri).map_err(|e| bad(&e.to_string()))?;
         match url.scheme() {
             "file" => {
                 let path = Path::from_url_path(url.path()).map_err(|e| bad(&e.to_string()))?;
-                Ok(Self { store: Arc::new(object_store::local::LocalFileSystem::new()), base: "file://".into(), path })
+                Ok(Self {
+                    store: Arc::new(object_store::local::LocalFileSystem::new()),
+                    base: "file://".into(),
+                    path,
+                    endpoint: None,
+                })
             }
             "memory" => {
                 let path = Path::from_url_path(url.path()).map_err(|e| bad(&e.to_string()))?;
-                Ok(Self { store: memory(), base: "memory://".into(), path })
+                Ok(Self { store: memory(), base: "memory://".into(), path, endpoint: None })
             }
             "s3" | "s3a" => {
                 let bucket =
                     url.host_str().filter(|b| !b.is_empty()).ok_or_else(|| bad("expected s3://bucket/prefix"))?;
-                let store = s3_store(bucket).map_err(|e| StoreError::ObjectStore {
-                    op: "configure S3 for",
-                    uri: uri.into(),
-                    source: e,
+                let (store, endpoint) = s3_store(bucket, s3_options).map_err(|e| match e {
+                    S3Setup::Store(e) => StoreError::ObjectStore { op: "configure S3 for", uri: uri.into(), source: e },
+                    S3Setup::Option(o) => {
+                        StoreError::InvalidUri { uri: uri.into(), reason: format!("unknown S3 option {o:?}") }
+                    }
                 })?;
                 let path = Path::from_url_path(url.path()).map_err(|e| bad(&e.to_string()))?;
-                Ok(Self { store, base: format!("s3://{bucket}"), path })
+                Ok(Self { store, base: format!("s3://{bucket}"), path, endpoint: Some(endpoint) })
             }
             other => Err(bad(&format!("unsupported scheme `{other}`; expected s3://, file:// or memory://"))),
         }
@@ -161,7 +197,12 @@ impl Location {
     /// A location for `rel` (slash-separated) under this one; refuses `..`,
     /// empty segments and absolute paths.
     pub fn child(&self, rel: &str) -> Result<Location> {
-        Ok(Location { store: self.store.clone(), base: self.base.clone(), path: self.join(rel)? })
+        Ok(Location {
+            store: self.store.clone(),
+            base: self.base.clone(),
+            path: self.join(rel)?,
+            endpoint: self.endpoint.clone(),
+        })
     }
     /// The object path of `rel` under this location, confined to it.
     pub fn join(&self, rel: &str) -> Result<Path> {
@@ -217,6 +258,17 @@ impl Location {
         Ok(v)
     }
 
+    /// Before any work: can this location be listed? For S3 this tells a
+    /// missing bucket, denied access and an unreachable endpoint apart.
+    pub async fn check(&self) -> Result<()> {
+        let Some(endpoint) = &self.endpoint else { return Ok(()) };
+        let prefix = (!self.path.as_ref().is_empty()).then_some(&self.path);
+        match self.store.list_with_delimiter(prefix).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(classify(e, self.uri(), endpoint.clone())),
+        }
+    }
+
     pub async fn delete(&self, path: &Path) -> Result<()> {
         match self.store.delete(path).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
@@ -225,17 +277,78 @@ impl Location {
     }
 }
 
-fn s3_store(bucket: &str) -> object_store::Result<Arc<dyn ObjectStore>> {
-    use object_store::aws::AmazonS3Builder;
-    let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket);
-    let endpoint = std::env::var("AWS_ENDPOINT_URL_S3").or_else(|_| std::env::var("AWS_ENDPOINT_URL")).ok();
-    if let Some(ep) = endpoint.filter(|e| !e.is_empty()) {
-        b = b.with_allow_http(ep.starts_with("http://")).with_virtual_hosted_style_request(false).with_endpoint(ep);
+/// A listing error, told apart by what S3 answered (object_store reports
+/// these as generic errors carrying the HTTP status and S3 error code).
+fn classify(e: object_store::Error, uri: String, endpoint: String) -> StoreError {
+    let text = format!("{e:?}");
+    if text.contains("NoSuchBucket") {
+        return StoreError::NoSuchBucket { uri, endpoint };
     }
+    let denied =
+        matches!(e, object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. })
+            || ["status: 403", "status: 401", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"]
+                .iter()
+                .any(|m| text.contains(m));
+    if denied {
+        return StoreError::AccessDenied { uri, endpoint, source: Box::new(e) };
+    }
+    if text.contains("kind: Connect")
+        || text.contains("Connection refused")
+        || text.contains("dns error")
+        || text.contains("TimedOut")
+    {
+        return StoreError::Unreachable { uri, endpoint, source: Box::new(e) };
+    }
+    StoreError::ObjectStore { op: "list", uri, source: e }
+}
+
+enum S3Setup {
+    Store(object_store::Error),
+    Option(String),
+}
+
+/// S3 from the standard `AWS_*` variables (credentials, the ECS task role,
+/// region), `AWS_ENDPOINT_URL[_S3]` for S3-compatible servers (path-style;
+/// plain HTTP only when the endpoint says `http://`), then `options`.
+/// Retries: at most 5, exponential backoff from 100 ms to 5 s, within 60 s,
+/// on timeouts, 5xx and throttling; 4xx answers are not retried.
+fn s3_store(bucket: &str, options: &[(&str, &str)]) -> Result<(Arc<dyn ObjectStore>, String), S3Setup> {
+    use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+    use std::time::Duration;
+    let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket);
+    let mut endpoint = std::env::var("AWS_ENDPOINT_URL_S3")
+        .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+        .ok()
+        .filter(|e| !e.is_empty());
     if std::env::var("AWS_REGION").is_err() && std::env::var("AWS_DEFAULT_REGION").is_err() {
         b = b.with_region("us-east-1");
     }
-    Ok(Arc::new(b.build()?))
+    for (k, v) in options {
+        let key: AmazonS3ConfigKey = k.parse().map_err(|_| S3Setup::Option(k.to_string()))?;
+        if key == AmazonS3ConfigKey::Endpoint {
+            endpoint = Some(v.to_string());
+        }
+        b = b.with_config(key, *v);
+    }
+    if let Some(ep) = &endpoint {
+        b = b.with_virtual_hosted_style_request(false).with_endpoint(ep);
+    }
+    let retry = object_store::RetryConfig {
+        max_retries: 5,
+        retry_timeout: Duration::from_secs(60),
+        backoff: object_store::BackoffConfig {
+            init_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+            base: 2.0,
+        },
+    };
+    let allow_http = endpoint.as_deref().is_some_and(|e| e.starts_with("http://"));
+    let client = object_store::ClientOptions::new()
+        .with_allow_http(allow_http)
+        .with_connect_timeout(Duration::from_secs(5))
+        .with_timeout(Duration::from_secs(120));
+    let store = b.with_retry(retry).with_client_options(client).build().map_err(S3Setup::Store)?;
+    Ok((Arc::new(store), endpoint.unwrap_or_else(|| "AWS S3".to_string())))
 }
 
 #[cfg(test)]
