@@ -109,3 +109,42 @@ fn sigterm_stops_the_run_without_a_commit_marker() {
     assert!(log.contains("Terminated by signal"), "{log}");
     assert!(!tmp.path().join("out/dt=2025-07-01/_commits/shard-00000-of-00001.json").exists());
 }
+
+#[test]
+fn the_s3_server_stopping_mid_run_fails_cleanly_without_a_commit_marker() {
+    let Some(mut server) = fleet_test_support::S3Server::start("fleet-crash") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let raw = format!("{}/raw/", tmp.path().display());
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let loc = fleet_store::Location::parse(&raw).unwrap();
+        fleet_synth::Generator::new(fleet_synth::Profile::Typical)
+            .with_rows(40_000)
+            .with_files(4)
+            .write(&loc, None)
+            .await
+            .unwrap();
+    });
+    let mut child = Command::new(env!("CARGO_BIN_EXE_feature-parser"))
+        .env("FLEET_INPUT", &raw)
+        .env("FLEET_OUTPUT", "s3://fleet-crash/features/")
+        .env("FLEET_THREADS", "1")
+        .env("AWS_ENDPOINT_URL", &server.endpoint)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // the first data file is complete: stop the server while the shard goes on
+    let features = server.root.join("fleet-crash/features");
+    for _ in 0..600 {
+        if features.exists() || child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(features.exists(), "the run wrote nothing to S3");
+    server.stop();
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(log.contains("Run failed."), "{log}");
+    assert!(!features.join("dt=2025-07-01/_commits").exists(), "no commit marker");
+}

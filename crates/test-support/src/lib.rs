@@ -41,3 +41,75 @@ pub fn s3_bucket(name: &str) -> Option<String> {
 fn skipped() {
     eprintln!("skipped: no S3 server (scripts/test starts one)");
 }
+
+/// An S3 server of a test's own (s3s-fs on a free loopback port), for
+/// faults that must not disturb other tests: stopping it mid-run.
+/// Stopped when dropped.
+#[derive(Debug)]
+pub struct S3Server {
+    child: Option<std::process::Child>,
+    pub endpoint: String,
+    pub root: std::path::PathBuf,
+    _dir: TempDir,
+}
+
+/// A temporary folder removed on drop (no dependency for one helper).
+#[derive(Debug)]
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+impl S3Server {
+    /// Starts one when the shared server exists (so `s3s-fs` is installed),
+    /// with the same credentials.
+    pub fn start(bucket: &str) -> Option<S3Server> {
+        s3_endpoint()?;
+        let root = std::env::temp_dir().join(format!("fleet-s3-{}-{}", std::process::id(), free_port()));
+        std::fs::create_dir_all(root.join(bucket)).expect("bucket folder");
+        let port = free_port();
+        let child = std::process::Command::new("s3s-fs")
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", &std::env::var("AWS_ACCESS_KEY_ID").unwrap_or_default()])
+            .args(["--secret-key", &std::env::var("AWS_SECRET_ACCESS_KEY").unwrap_or_default()])
+            .arg(&root)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting s3s-fs");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Some(S3Server {
+            child: Some(child),
+            endpoint: format!("http://127.0.0.1:{port}"),
+            root: root.clone(),
+            _dir: TempDir(root),
+        })
+    }
+
+    /// Stops the server now (a crash, as far as clients can tell).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
