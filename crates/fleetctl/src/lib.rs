@@ -310,3 +310,63 @@ pub async fn bench_parse(input: &str, threads: usize, max_bytes: u64) -> anyhow:
         parsed as f64 / 1e6
     ))
 }
+
+/// The prefixes `fleetctl cleanup` never deletes unless told otherwise.
+pub const DEFAULT_PROTECTED: &[&str] = &["permanent/", "final-results/"];
+
+/// What `cleanup` did (or, in a dry run, would do) with one first-level prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CleanupItem {
+    pub prefix: String,
+    pub objects: usize,
+    pub bytes: u64,
+    pub protected: bool,
+    pub deleted: bool,
+}
+
+/// Deletes the temporary prefixes of past runs under `root`: every
+/// first-level prefix (and top-level object) that does not start with one of
+/// `protected`. A dry run (`execute == false`) deletes nothing. Logs one
+/// line per prefix kept or deleted.
+pub async fn cleanup(root: &str, protected: &[String], execute: bool) -> anyhow::Result<Vec<CleanupItem>> {
+    let loc = Location::parse(root)?;
+    anyhow::ensure!(
+        !loc.path().as_ref().is_empty(),
+        "cleanup needs a prefix below the bucket or root ({root}); it never empties a whole bucket"
+    );
+    loc.check().await?;
+    let base = loc.path().as_ref().len() + 1;
+    let mut groups: std::collections::BTreeMap<String, Vec<(object_store::path::Path, u64)>> = Default::default();
+    for meta in loc.list().await? {
+        let rel = &meta.location.as_ref()[base.min(meta.location.as_ref().len())..];
+        let first = match rel.split_once('/') {
+            Some((dir, _)) => format!("{dir}/"),
+            None => rel.to_string(),
+        };
+        groups.entry(first).or_default().push((meta.location.clone(), meta.size));
+    }
+    let mut out = Vec::new();
+    for (prefix, objects) in groups {
+        let is_protected = protected.iter().any(|p| prefix.starts_with(p.as_str()) || p.starts_with(prefix.as_str()));
+        let bytes = objects.iter().map(|(_, s)| s).sum();
+        let uri = format!("{}/{prefix}", loc.uri());
+        if is_protected {
+            info!(prefix = %uri, objects = objects.len(), bytes, "Kept: protected.");
+        } else if execute {
+            for (path, _) in &objects {
+                loc.delete(path).await?;
+            }
+            info!(prefix = %uri, objects = objects.len(), bytes, "Deleted.");
+        } else {
+            info!(prefix = %uri, objects = objects.len(), bytes, "Would delete (dry run; --execute deletes).");
+        }
+        out.push(CleanupItem {
+            prefix,
+            objects: objects.len(),
+            bytes,
+            protected: is_protected,
+            deleted: execute && !is_protected,
+        });
+    }
+    Ok(out)
+}

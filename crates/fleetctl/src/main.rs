@@ -25,6 +25,10 @@ Usage:
       Fan out N shards as local processes, P at a time, retrying failed shards with
       backoff, as the Step Functions state machine does with ECS tasks.
 
+  fleetctl cleanup --root URI [--protect PREFIX ...] [--execute]
+      Delete the temporary prefixes of past runs under URI (every first-level prefix),
+      never the protected ones (default: permanent/ and final-results/). A dry run
+      unless --execute; one log line per prefix kept or deleted.
   fleetctl bench-parse --input URI [--threads N] [--max-mb 1000]
       The parse-only ceiling: simd-json over the JSON cells of a raw table, held in memory.
 
@@ -51,6 +55,7 @@ fn main() -> ExitCode {
         "gen" => tool(|| gen_cmd(rest)),
         "demo" => tool(|| demo_cmd(rest)),
         "run" => tool(|| run_cmd(rest)),
+        "cleanup" => tool(|| cleanup_cmd(rest)),
         "bench-parse" => tool(|| {
             let m = options(&rest, &["input", "threads", "max-mb"], &[])?;
             let input = m.get("input").cloned().ok_or_else(|| Usage("--input is required".into()))?;
@@ -207,6 +212,46 @@ fn demo_cmd(args: Vec<String>) -> anyhow::Result<String> {
         exe: fleetctl::current_exe()?,
     };
     runtime()?.block_on(fleetctl::demo(&d))
+}
+
+fn cleanup_cmd(args: Vec<String>) -> anyhow::Result<String> {
+    // --protect may repeat
+    let mut protect: Vec<String> = Vec::new();
+    let mut rest = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].split_once('=') {
+            Some(("--protect", v)) => protect.push(v.to_string()),
+            _ if args[i] == "--protect" => {
+                protect.push(args.get(i + 1).cloned().ok_or_else(|| Usage("--protect needs a value".into()))?);
+                i += 1;
+            }
+            _ => rest.push(args[i].clone()),
+        }
+        i += 1;
+    }
+    let m = options(&rest, &["root"], &["execute"])?;
+    let root = m.get("root").cloned().ok_or_else(|| Usage("--root is required".into()))?;
+    if protect.is_empty() {
+        protect = fleetctl::DEFAULT_PROTECTED.iter().map(|s| s.to_string()).collect();
+    }
+    let execute = m.contains_key("execute");
+    let items = runtime()?.block_on(fleetctl::cleanup(&root, &protect, execute))?;
+    let mut s = String::new();
+    for it in &items {
+        let what = if it.protected {
+            "kept (protected)"
+        } else if it.deleted {
+            "deleted"
+        } else {
+            "would delete"
+        };
+        s.push_str(&format!("{what:>17}  {:>8} objects  {:>12} bytes  {}\n", it.objects, it.bytes, it.prefix));
+    }
+    if !execute {
+        s.push_str("dry run: nothing was deleted; add --execute to delete\n");
+    }
+    Ok(s)
 }
 
 fn run_cmd(args: Vec<String>) -> anyhow::Result<String> {

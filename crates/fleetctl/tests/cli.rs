@@ -90,3 +90,45 @@ fn unknown_commands_and_options_are_usage_errors() {
     assert_eq!(code, 0);
     assert!(out.contains("fleetctl demo"));
 }
+
+#[test]
+fn cleanup_is_a_dry_run_by_default_and_never_touches_protected_prefixes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("predict-age");
+    for f in [
+        "permanent/raw/a.parquet",
+        "final-results/r.json",
+        "models/m.bin",
+        "test/x/y.parquet",
+        "predictions/p.parquet",
+        "loose.txt",
+    ] {
+        let p = root.join(f);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, b"1234").unwrap();
+    }
+    let uri = format!("{}/", root.display());
+    let (code, out, err) = fleetctl(&["cleanup", "--root", &uri]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("would delete") && out.contains("models/") && out.contains("dry run"), "{out}");
+    assert!(root.join("models/m.bin").exists(), "dry run deleted something");
+    let (code, out, _) = fleetctl(&["cleanup", "--root", &uri, "--execute"]);
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.iter().filter(|l| l.trim_start().starts_with("kept (protected)")).count(), 2, "{out}");
+    assert_eq!(lines.iter().filter(|l| l.trim_start().starts_with("deleted")).count(), 4, "{out}");
+    for gone in ["models/m.bin", "test/x/y.parquet", "predictions/p.parquet", "loose.txt"] {
+        assert!(!root.join(gone).exists(), "{gone}");
+    }
+    assert!(root.join("permanent/raw/a.parquet").exists() && root.join("final-results/r.json").exists());
+    // extra protection on the command line; a bucket root is refused
+    std::fs::create_dir_all(root.join("keep-me")).unwrap();
+    std::fs::write(root.join("keep-me/k"), b"1").unwrap();
+    let (code, _, _) =
+        fleetctl(&["cleanup", "--root", &uri, "--protect", "keep-me/", "--protect=permanent/", "--execute"]);
+    assert_eq!(code, 0);
+    assert!(root.join("keep-me/k").exists());
+    let (code, _, err) = fleetctl(&["cleanup", "--root", "s3://some-bucket/"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("never empties a whole bucket"), "{err}");
+}
