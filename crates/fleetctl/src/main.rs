@@ -25,6 +25,9 @@ Usage:
       Fan out N shards as local processes, P at a time, retrying failed shards with
       backoff, as the Step Functions state machine does with ECS tasks.
 
+  fleetctl catalog discover --location URI [--database fleet] [--table NAME]
+      Discover a table's schema from the Parquet footers under URI (no crawler; partition
+      keys from key=value folders) and print its Glue TableInput JSON.
   fleetctl cleanup --root URI [--protect PREFIX ...] [--execute]
       Delete the temporary prefixes of past runs under URI (every first-level prefix),
       never the protected ones (default: permanent/ and final-results/). A dry run
@@ -56,6 +59,7 @@ fn main() -> ExitCode {
         "demo" => tool(|| demo_cmd(rest)),
         "run" => tool(|| run_cmd(rest)),
         "cleanup" => tool(|| cleanup_cmd(rest)),
+        "catalog" => tool(|| catalog_cmd(rest)),
         "bench-parse" => tool(|| {
             let m = options(&rest, &["input", "threads", "max-mb"], &[])?;
             let input = m.get("input").cloned().ok_or_else(|| Usage("--input is required".into()))?;
@@ -102,7 +106,7 @@ fn feature_parser(args: Vec<String>) -> ExitCode {
 
 /// Runs a tool command: text logs on a terminal, errors with their whole chain.
 fn tool<F: FnOnce() -> anyhow::Result<String>>(f: F) -> ExitCode {
-    fleet_worker::init_tracing(LogFormat::Auto);
+    fleet_worker::init_tracing_stderr(LogFormat::Auto);
     match f() {
         Ok(text) => {
             out(&text);
@@ -212,6 +216,35 @@ fn demo_cmd(args: Vec<String>) -> anyhow::Result<String> {
         exe: fleetctl::current_exe()?,
     };
     runtime()?.block_on(fleetctl::demo(&d))
+}
+
+fn catalog_cmd(args: Vec<String>) -> anyhow::Result<String> {
+    let Some((verb, rest)) = args.split_first() else {
+        bail!(Usage("usage: fleetctl catalog discover --location URI".into()))
+    };
+    if verb != "discover" {
+        bail!(Usage(format!(
+            "unknown catalog command {verb:?}; expected discover (Glue create/update/list/drop come with the Glue crate)"
+        )));
+    }
+    let m = options(rest, &["location", "database", "table"], &[])?;
+    let location = m.get("location").cloned().ok_or_else(|| Usage("--location is required".into()))?;
+    let table = m.get("table").cloned().unwrap_or_else(|| {
+        location
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or("table")
+            .replace(['-', '.'], "_")
+            .to_ascii_lowercase()
+    });
+    let database = m.get("database").cloned().unwrap_or_else(|| "fleet".into());
+    let found = runtime()?.block_on(fleet_parser::catalog::discover(&location))?;
+    let partition =
+        fleet_contract::Partition(found.partition_keys.iter().map(|k| (k.clone(), String::new())).collect());
+    let ti = fleet_parser::catalog::table_input(&database, &table, &location, &found.schema, &partition, "ZSTD");
+    tracing::info!(files = found.files, columns = found.schema.fields().len(), partition_keys = ?found.partition_keys, "Discovered the table from Parquet footers.");
+    Ok(serde_json::to_string_pretty(&ti)? + "\n")
 }
 
 fn cleanup_cmd(args: Vec<String>) -> anyhow::Result<String> {

@@ -132,3 +132,44 @@ fn cleanup_is_a_dry_run_by_default_and_never_touches_protected_prefixes() {
     assert_ne!(code, 0);
     assert!(err.contains("never empties a whole bucket"), "{err}");
 }
+
+#[test]
+fn catalog_discover_reads_the_footers_of_a_written_table() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().display().to_string();
+    let (code, out, err) = fleetctl(&["gen", "--out", &base, "--rows", "500", "--files", "2"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = fleetctl(&[
+        "run",
+        "feature-parser",
+        "--shards",
+        "1",
+        "--input",
+        &format!("{base}/raw/"),
+        "--output",
+        &format!("{base}/features/"),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = fleetctl(&[
+        "catalog",
+        "discover",
+        "--location",
+        &format!("{base}/features/"),
+        "--table",
+        "predict_age_features",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let ti: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(ti["TableInput"]["Name"], "predict_age_features");
+    assert_eq!(ti["TableInput"]["PartitionKeys"], serde_json::json!([{"Name": "dt", "Type": "string"}]));
+    let cols = ti["TableInput"]["StorageDescriptor"]["Columns"].as_array().unwrap();
+    assert_eq!(cols.len(), 21, "the rejects under _rejects/ are not part of the table");
+    assert_eq!(cols[1], serde_json::json!({"Name": "education_level_encoded", "Type": "tinyint"}));
+    // the raw table too, and an empty prefix is an error
+    let (code, out, _) = fleetctl(&["catalog", "discover", "--location", &format!("{base}/raw/")]);
+    assert_eq!(code, 0);
+    assert!(out.contains("\"work_experience\""), "{out}");
+    let (code, _, err) = fleetctl(&["catalog", "discover", "--location", &format!("{base}/nothing/")]);
+    assert_ne!(code, 0);
+    assert!(err.contains("no Parquet files under") || err.contains("no input objects"), "{err}");
+}

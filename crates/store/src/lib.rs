@@ -25,7 +25,7 @@ use url::Url;
 
 pub use input::{InputFormat, InputObject, list_inputs};
 pub use parquet_io::{
-    BatchStream, Compression, GzipLevel, ParquetSink, SinkStats, WriteOptions, ZstdLevel, open_batches,
+    BatchStream, Compression, GzipLevel, ParquetSink, SinkStats, WriteOptions, ZstdLevel, open_batches, parquet_schema,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -147,6 +147,16 @@ pub async fn open_batches(
     }
 }
 
+/// The Arrow schema of a Parquet object, from its footer alone (one ranged
+/// read of the last 64 KiB, more only for a larger footer).
+pub async fn parquet_schema(obj: &InputObject) -> Result<SchemaRef> {
+    let mut reader = ObjectReader { store: obj.location.store().clone(), path: obj.path.clone(), size: obj.size };
+    let meta = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new())
+        .await
+        .map_err(|e| StoreError::Parquet { op: "read the footer of", uri: obj.uri(), source: e })?;
+    Ok(meta.schema().clone())
+}
+
 /// Uncompressed bytes a batch may hold: with a few batches in flight this
 /// keeps memory bounded whatever the row size (heavy rows are ~100 KB).
 pub const BATCH_BYTES: u64 = 24 << 20;

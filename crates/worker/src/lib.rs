@@ -23,15 +23,33 @@ use tracing_subscriber::EnvFilter;
 /// Exit code for a run stopped by SIGTERM or SIGINT.
 pub const EXIT_TERMINATED: i32 = 143;
 
-/// Starts tracing on stdout. `RUST_LOG` sets the filter (default `info`).
+/// Starts tracing on stdout, where a worker's logs go (ECS captures it).
+/// `RUST_LOG` sets the filter (default `info`).
 pub fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let json = match format {
         LogFormat::Json => true,
         LogFormat::Text => false,
         LogFormat::Auto => !std::io::stdout().is_terminal(),
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stdout);
+    start(json, std::io::stdout);
+}
+
+/// Starts tracing on stderr, for a tool whose stdout carries its results.
+pub fn init_tracing_stderr(format: LogFormat) {
+    let json = match format {
+        LogFormat::Json => true,
+        LogFormat::Text => false,
+        LogFormat::Auto => !std::io::stderr().is_terminal(),
+    };
+    start(json, std::io::stderr);
+}
+
+fn start<W>(json: bool, writer: W)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     let _ = if json {
         builder.json().flatten_event(true).with_current_span(false).try_init()
     } else {
