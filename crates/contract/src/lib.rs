@@ -237,6 +237,18 @@ pub struct Date {
     pub day: u32,
 }
 
+/// Days in `month` (1-12) of `year`, proleptic Gregorian; `None` for a month outside 1-12.
+pub fn days_in_month(year: i32, month: u32) -> Option<u32> {
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    Some(match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    })
+}
+
 impl Date {
     /// The date `days` after 1970-01-01 (Arrow's `Date32`), proleptic Gregorian
     /// (Howard Hinnant's `civil_from_days`).
@@ -273,14 +285,7 @@ impl std::str::FromStr for Date {
         let year: i32 = s[0..4].parse().map_err(|_| ())?;
         let month: u32 = s[5..7].parse().map_err(|_| ())?;
         let day: u32 = s[8..10].parse().map_err(|_| ())?;
-        let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-        let dim = match month {
-            1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-            4 | 6 | 9 | 11 => 30,
-            2 if leap => 29,
-            2 => 28,
-            _ => return Err(()),
-        };
+        let dim = days_in_month(year, month).ok_or(())?;
         if day == 0 || day > dim {
             return Err(());
         }

@@ -75,33 +75,16 @@ fn main() -> ExitCode {
 }
 
 fn feature_parser(args: Vec<String>) -> ExitCode {
-    let env: Vec<(String, String)> = std::env::vars().collect();
-    match Config::from_env_and_args(env, args) {
-        Ok(Invocation::Help) => {
-            out(&fleet_contract::help("fleetctl feature-parser", fleet_parser::ABOUT));
-            ExitCode::SUCCESS
-        }
-        Ok(Invocation::Version) => {
-            out(&format!("fleetctl {}\n", env!("CARGO_PKG_VERSION")));
-            ExitCode::SUCCESS
-        }
-        Ok(Invocation::Run(config)) => {
-            fleet_worker::init_tracing(config.log_format);
-            fleet_worker::run_job(
-                config,
-                |e| fleet_parser::exit_code(e.as_ref()),
-                |config| async move {
-                    fleet_parser::FeatureParser::new(config).await?.run().await?;
-                    Ok(())
-                },
-            )
-        }
-        Err(e) => {
-            fleet_worker::init_tracing(LogFormat::Auto);
-            tracing::error!(error = %e, "Invalid configuration; nothing was done.");
-            ExitCode::from(2)
-        }
-    }
+    fleet_worker::main_with_args(
+        "fleetctl feature-parser",
+        fleet_parser::ABOUT,
+        args,
+        |e| fleet_parser::exit_code(e.as_ref()),
+        |config| async move {
+            fleet_parser::FeatureParser::new(config).await?.run().await?;
+            Ok(())
+        },
+    )
 }
 
 /// Runs a tool command: text logs on a terminal, errors with their whole chain.

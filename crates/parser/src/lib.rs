@@ -61,7 +61,7 @@ pub enum ParserError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("Arrow")]
+    #[error("building a batch of features or rejects")]
     Arrow(#[from] arrow_schema::ArrowError),
     #[error(
         "{rows_rejected} of {rows} rows ({ratio:.4}) had a rejected cell, more than FLEET_MAX_REJECT_RATIO={max}; data and rejects were written, the shard was not committed"

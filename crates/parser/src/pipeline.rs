@@ -44,20 +44,18 @@ pub fn evaluate_parallel(
     schema: SchemaRef,
 ) -> Result<Evaluated, ParserError> {
     let n = batch.num_rows();
+    let mut out =
+        Evaluated { batch: RecordBatch::new_empty(schema.clone()), rejects: vec![], rows_rejected: 0, json_bytes: 0 };
+    if n == 0 {
+        return Ok(out);
+    }
     let threads = pool.current_num_threads().max(1);
     // several chunks per thread for balance; heavy batches are few rows
     let chunk = n.div_ceil(threads * 4).clamp(8, 8192);
     let ranges: Vec<Range<usize>> = (0..n).step_by(chunk).map(|s| s..(s + chunk).min(n)).collect();
-    let parts: Vec<fleet_spec::Evaluated> = pool
-        .install(|| {
-            ranges
-                .into_par_iter()
-                .map(|r| WORKSPACE.with(|ws| ev.evaluate(batch, r, &mut ws.borrow_mut())))
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .map_err(|source| ParserError::Schema { uri: String::new(), source })?;
-    let mut out =
-        Evaluated { batch: RecordBatch::new_empty(schema.clone()), rejects: vec![], rows_rejected: 0, json_bytes: 0 };
+    let parts: Vec<fleet_spec::Evaluated> = pool.install(|| {
+        ranges.into_par_iter().map(|r| WORKSPACE.with(|ws| ev.evaluate(batch, r, &mut ws.borrow_mut()))).collect()
+    });
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
     for c in 0..schema.fields().len() {
         let arrays: Vec<&dyn arrow_array::Array> = parts.iter().map(|p| p.columns[c].as_ref()).collect();
@@ -72,9 +70,7 @@ pub fn evaluate_parallel(
         out.json_bytes += p.json_bytes;
         out.rejects.extend(p.rejects);
     }
-    if n > 0 {
-        out.batch = RecordBatch::try_new(schema, columns)?;
-    }
+    out.batch = RecordBatch::try_new(schema, columns)?;
     Ok(out)
 }
 

@@ -68,9 +68,6 @@ impl CellParser {
         if let Err(e) = simd_json::fill_tape_padded(&mut self.buf, cell.len(), &mut self.buffers, tape) {
             return Err(describe(&e, cell));
         }
-        if let Some(off) = check_numbers(tape, cell) {
-            return Err(CellError { offset: off, message: "number out of the range of a 64-bit float".into() });
-        }
         if matches!(tape.0.first(), Some(Node::Static(StaticNode::Null))) {
             return Ok(Parsed::Empty);
         }
@@ -108,49 +105,6 @@ fn describe(e: &simd_json::Error, cell: &[u8]) -> CellError {
         _ => "invalid JSON",
     };
     CellError { offset: e.index().min(cell.len()), message: message.to_string() }
-}
-
-/// A float that overflowed to infinity is out of range for RFC 8259 and for
-/// us; simd-json accepts it, so look for one (rare, so only when a float is
-/// infinite do we search the text for its offset).
-fn check_numbers(tape: &Tape<'_>, cell: &[u8]) -> Option<usize> {
-    let bad = tape.0.iter().any(|n| matches!(n, Node::Static(StaticNode::F64(f)) if !f.is_finite()));
-    if !bad {
-        return None;
-    }
-    Some(first_huge_exponent(cell).unwrap_or(0))
-}
-
-fn first_huge_exponent(cell: &[u8]) -> Option<usize> {
-    let mut in_str = false;
-    let mut esc = false;
-    let mut start = None;
-    for (i, &b) in cell.iter().enumerate() {
-        if in_str {
-            if esc {
-                esc = false;
-            } else if b == b'\\' {
-                esc = true;
-            } else if b == b'"' {
-                in_str = false;
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_str = true,
-            b'-' | b'0'..=b'9' if start.is_none() => start = Some(i),
-            b'e' | b'E' | b'.' | b'+' | b'-' | b'0'..=b'9' => {}
-            _ => {
-                if let Some(s) = start.take() {
-                    let txt = std::str::from_utf8(&cell[s..i]).ok()?;
-                    if txt.parse::<f64>().map(|f| !f.is_finite()).unwrap_or(false) {
-                        return Some(s);
-                    }
-                }
-            }
-        }
-    }
-    start
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@
 //!     ("jobs", Arc::new(StringArray::from(vec![r#"[{"start":"2019-02"},{"start":"2011"}]"#, "[1,"])) as _),
 //! ]).unwrap();
 //! let eval = spec.bind(&batch.schema(), fleet_spec::Ymd::new(2025, 7, 1).unwrap()).unwrap();
-//! let out = eval.evaluate(&batch, 0..2, &mut fleet_spec::Workspace::default()).unwrap();
+//! let out = eval.evaluate(&batch, 0..2, &mut fleet_spec::Workspace::default());
 //! assert_eq!(out.columns[2].as_primitive::<Int16Type>().value(0), 2011);
 //! assert!(out.columns[1].is_null(1)); // the cell "[1," is rejected
 //! assert_eq!(out.rejects[0].column, "jobs");
@@ -224,6 +224,7 @@ impl Evaluated {
 pub struct Workspace {
     parsers: Vec<CellParser>,
     tapes: Vec<Tape<'static>>,
+    roots: Vec<Val<'static>>,
     slots: Vec<Val<'static>>,
     locals: Vec<Val<'static>>,
     fields: value::FieldCache,
@@ -382,22 +383,16 @@ impl Evaluator {
 
     /// Evaluates the features of `rows` of `batch` (which must have the
     /// schema given to [`Spec::bind`]).
-    pub fn evaluate(
-        &self,
-        batch: &RecordBatch,
-        rows: Range<usize>,
-        ws: &mut Workspace,
-    ) -> Result<Evaluated, SpecError> {
+    pub fn evaluate(&self, batch: &RecordBatch, rows: Range<usize>, ws: &mut Workspace) -> Evaluated {
         let prog = &*self.spec.prog;
         let n = rows.len();
         let inputs: Vec<Column<'_>> = self.inputs.iter().map(|&i| column(batch.column(i))).collect();
         let json: Vec<Column<'_>> = self.json.iter().map(|&i| column(batch.column(i))).collect();
-        let mut builders: Vec<(usize, bool, Builder)> = prog
+        let mut builders: Vec<(bool, Builder)> = prog
             .steps
             .iter()
-            .enumerate()
-            .filter_map(|(i, s)| match s.kind {
-                StepKind::Feature { ty, not_null } => Some((i, not_null, Builder::new(ty, n))),
+            .filter_map(|s| match s.kind {
+                StepKind::Feature { ty, not_null } => Some((not_null, Builder::new(ty, n))),
                 StepKind::Let => None,
             })
             .collect();
@@ -406,15 +401,15 @@ impl Evaluator {
         let mut out = Evaluated { columns: vec![], rejects: vec![], rows_rejected: 0, json_bytes: 0 };
         let roots_kind = &prog.json_roots;
         for row in rows {
-            let Workspace { parsers, tapes, slots, locals, fields } = ws;
+            let Workspace { parsers, tapes, roots, slots, locals, fields } = ws;
             fields.next_row();
-            let mut live: Vec<Tape<'_>> = Vec::with_capacity(json.len());
+            // The tapes, emptied and re-lent for this row's lifetime (no allocation).
+            let mut live: Vec<Tape<'_>> = std::mem::take(tapes).into_iter().map(Tape::reset).collect();
             let mut rejected = 0u64;
-            for (k, (parser, tape)) in parsers.iter_mut().zip(tapes.iter_mut()).enumerate() {
-                let mut t = std::mem::replace(tape, Tape(Vec::new())).reset();
+            for (k, (parser, t)) in parsers.iter_mut().zip(live.iter_mut()).enumerate() {
                 let cell = json[k].str(row).map(str::as_bytes).unwrap_or_default();
                 out.json_bytes += cell.len() as u64;
-                match parser.parse(cell, &mut t) {
+                match parser.parse(cell, t) {
                     Ok(Parsed::Empty) => t.0.clear(),
                     Ok(Parsed::Document) => {
                         let ok = match roots_kind[k] {
@@ -437,21 +432,17 @@ impl Evaluator {
                         t.0.clear();
                     }
                 }
-                live.push(t);
             }
             if rejected != 0 {
                 out.rows_rejected += 1;
             }
-            let roots: Vec<Val<'_>> = live
-                .iter()
-                .zip(roots_kind)
-                .map(|(t, kind)| match (t.0.is_empty(), kind) {
-                    (false, _) => Val::from_tape(&t.0[..]),
-                    (true, JsonRoot::Array) => Val::Json(&cell::EMPTY_ARRAY[..]),
-                    (true, JsonRoot::Object) => Val::Json(&cell::EMPTY_OBJECT[..]),
-                    (true, JsonRoot::Any) => Val::Null,
-                })
-                .collect();
+            let mut row_roots = recycle(std::mem::take(roots), 0);
+            row_roots.extend(live.iter().zip(roots_kind).map(|(t, kind)| match (t.0.is_empty(), kind) {
+                (false, _) => Val::from_tape(&t.0[..]),
+                (true, JsonRoot::Array) => Val::Json(&cell::EMPTY_ARRAY[..]),
+                (true, JsonRoot::Object) => Val::Json(&cell::EMPTY_OBJECT[..]),
+                (true, JsonRoot::Any) => Val::Null,
+            }));
             let mut row_slots = recycle(std::mem::take(slots), prog.steps.len());
             let mut row_locals = recycle(std::mem::take(locals), prog.n_locals);
             let mut b = 0;
@@ -464,7 +455,7 @@ impl Evaluator {
                         prog,
                         inputs: &inputs,
                         row,
-                        roots: &roots,
+                        roots: &row_roots,
                         slots: done,
                         locals: &mut row_locals,
                         fields,
@@ -473,7 +464,7 @@ impl Evaluator {
                     cx.eval(&step.expr)
                 };
                 if let StepKind::Feature { .. } = step.kind {
-                    let (_, not_null, builder) = &mut builders[b];
+                    let (not_null, builder) = &mut builders[b];
                     b += 1;
                     if builder.push(&v, *not_null) && *not_null {
                         out.rejects.push(Reject {
@@ -490,15 +481,13 @@ impl Evaluator {
                 }
                 row_slots[i] = v;
             }
-            drop(roots);
+            *roots = recycle(row_roots, 0);
             *slots = recycle(row_slots, 0);
             *locals = recycle(row_locals, 0);
-            for (tape, t) in tapes.iter_mut().zip(live) {
-                *tape = t.reset();
-            }
+            *tapes = live.into_iter().map(Tape::reset).collect();
         }
-        out.columns = builders.iter_mut().map(|(_, _, b)| b.finish()).collect();
-        Ok(out)
+        out.columns = builders.iter_mut().map(|(_, b)| b.finish()).collect();
+        out
     }
 
     fn id(&self, inputs: &[Column<'_>], row: usize) -> String {

@@ -8,7 +8,7 @@ pub struct Ymd(pub i32);
 impl Ymd {
     /// Builds a date from checked parts.
     pub fn new(year: i32, month: u32, day: u32) -> Option<Self> {
-        if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
+        if day == 0 || day > fleet_contract::days_in_month(year, month)? {
             return None;
         }
         Some(Ymd(year * 10_000 + month as i32 * 100 + day as i32))
@@ -43,15 +43,6 @@ impl Ymd {
 impl std::fmt::Display for Ymd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{:04}-{:02}-{:02}", self.year(), self.month(), self.day())
-    }
-}
-
-fn days_in_month(year: i32, month: u32) -> u32 {
-    match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        _ if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
-        _ => 28,
     }
 }
 

@@ -81,7 +81,7 @@ fn every_utf8_n_file_as_a_cell_is_a_reject() {
     ])
     .unwrap();
     let ev = spec.bind(&batch.schema(), Ymd::new(2025, 7, 1).unwrap()).unwrap();
-    let out = ev.evaluate(&batch, 0..batch.num_rows(), &mut Workspace::default()).unwrap();
+    let out = ev.evaluate(&batch, 0..batch.num_rows(), &mut Workspace::default());
     let counts = out.columns[0].as_primitive::<Int16Type>();
     let rejected: std::collections::HashSet<&str> = out.rejects.iter().map(|r| r.id.as_str()).collect();
     for (i, (name, cell)) in cases.iter().enumerate() {
@@ -126,7 +126,7 @@ fn json_resume_spec_on_the_jsonresume_corpora() {
     ])
     .unwrap();
     let ev = spec.bind(&batch.schema(), Ymd::new(2025, 7, 1).unwrap()).unwrap();
-    let out = ev.evaluate(&batch, 0..batch.num_rows(), &mut Workspace::default()).unwrap();
+    let out = ev.evaluate(&batch, 0..batch.num_rows(), &mut Workspace::default());
     let names: Vec<String> = spec.output_schema().fields().iter().map(|f| f.name().clone()).collect();
     let col = |n: &str| out.columns[names.iter().position(|x| x == n).unwrap()].clone();
     let row = ids.iter().position(|i| i == "jsonresume-org/examples/new-grad.resume.json").unwrap();

@@ -51,7 +51,7 @@ fn eval_with(
     let spec = Spec::predict_age();
     let b = batch(rows, ints);
     let ev = spec.bind(&b.schema(), Ymd::new(2025, 7, 1).unwrap()).unwrap();
-    let out = ev.evaluate(&b, 0..b.num_rows(), &mut Workspace::default()).unwrap();
+    let out = ev.evaluate(&b, 0..b.num_rows(), &mut Workspace::default());
     let schema = spec.output_schema();
     let maps = (0..b.num_rows())
         .map(|r| schema.fields().iter().zip(&out.columns).map(|(f, a)| (f.name().clone(), cell(a, r))).collect())
@@ -436,7 +436,7 @@ fn reference_date_is_a_parameter() {
         vec![[("work_experience", Some(r#"[{"start_date":"2020-01"}]"#))].into_iter().collect()];
     let b = batch(&rows, &[(None, None)]);
     let ev = spec.bind(&b.schema(), Ymd::new(2030, 1, 1).unwrap()).unwrap();
-    let out = ev.evaluate(&b, 0..1, &mut Workspace::default()).unwrap();
+    let out = ev.evaluate(&b, 0..1, &mut Workspace::default());
     let names: Vec<_> = spec.output_schema().fields().iter().map(|f| f.name().clone()).collect();
     let col = |n: &str| cell(&out.columns[names.iter().position(|x| x == n).unwrap()], 0);
     assert_eq!(col("total_career_years"), json!(10));

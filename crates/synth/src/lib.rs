@@ -30,7 +30,7 @@ use tracing::info;
 pub enum SynthError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("Arrow")]
+    #[error("building a batch of synthetic rows")]
     Arrow(#[from] arrow_schema::ArrowError),
     #[error("{what}: {reason}")]
     Invalid { what: &'static str, reason: String },

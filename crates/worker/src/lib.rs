@@ -88,7 +88,23 @@ where
     F: FnOnce(Config) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    let config = match Config::from_env() {
+    main_with_args(binary, about, std::env::args().skip(1), exit_code, job)
+}
+
+/// [`main`] with the arguments given (for a worker run as a subcommand,
+/// such as `fleetctl feature-parser`); the environment is the process's.
+pub fn main_with_args<F, Fut>(
+    binary: &str,
+    about: &str,
+    args: impl IntoIterator<Item = String>,
+    exit_code: fn(&anyhow::Error) -> i32,
+    job: F,
+) -> ExitCode
+where
+    F: FnOnce(Config) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let config = match Config::from_env_and_args(std::env::vars(), args) {
         Ok(Invocation::Run(c)) => c,
         Ok(Invocation::Help) => {
             print_out(&fleet_contract::help(binary, about));
