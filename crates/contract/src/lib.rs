@@ -43,6 +43,7 @@ pub mod vars {
     pub const COMPRESSION: &str = "FLEET_COMPRESSION";
     pub const GLUE_DATABASE: &str = "FLEET_GLUE_DATABASE";
     pub const GLUE_TABLE: &str = "FLEET_GLUE_TABLE";
+    pub const GLUE_PARTITION_PROJECTION: &str = "FLEET_GLUE_PARTITION_PROJECTION";
     pub const LOG_FORMAT: &str = "FLEET_LOG_FORMAT";
     pub const PROGRESS_SECONDS: &str = "FLEET_PROGRESS_SECONDS";
     pub const TASK_VCPU: &str = "FLEET_TASK_VCPU";
@@ -148,15 +149,23 @@ pub const VARS: &[Var] = &[
     },
     Var {
         name: vars::GLUE_DATABASE,
-        form: "a Glue database name",
-        default: Some("fleet"),
-        help: "Catalog database named in the table definition",
+        form: "a Glue database name (a-z 0-9 _)",
+        default: Some("fleet, local catalog only"),
+        help: "Glue database. When this or FLEET_GLUE_TABLE is set, `fleetctl run` and \
+               `fleetctl catalog sync` create the table and register committed partitions in Glue; \
+               otherwise _runs/<run>/table_input.json is the catalog",
     },
     Var {
         name: vars::GLUE_TABLE,
         form: "a Glue table name (a-z 0-9 _)",
         default: Some("the last segment of FLEET_OUTPUT"),
-        help: "Catalog table named in the table definition",
+        help: "Glue table (see FLEET_GLUE_DATABASE)",
+    },
+    Var {
+        name: vars::GLUE_PARTITION_PROJECTION,
+        form: "true or false",
+        default: Some("false"),
+        help: "Use Athena partition projection (table properties) instead of registering partitions",
     },
     Var {
         name: vars::LOG_FORMAT,
@@ -263,6 +272,19 @@ impl Date {
         let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
         Date { year: (yoe + era * 400 + i64::from(month <= 2)) as i32, month, day }
     }
+
+    /// Days since 1970-01-01 (Arrow's `Date32`), the inverse of
+    /// [`Date::from_days_since_epoch`] (Howard Hinnant's `days_from_civil`).
+    pub fn days_since_epoch(&self) -> i64 {
+        let (m, d) = (i64::from(self.month), i64::from(self.day));
+        let y = i64::from(self.year) - i64::from(m <= 2);
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let mp = (m + 9) % 12;
+        let doy = (153 * mp + 2) / 5 + d - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        era * 146_097 + doe - 719_468
+    }
 }
 
 impl fmt::Display for Date {
@@ -302,7 +324,8 @@ impl Partition {
     pub fn path(&self) -> String {
         self.0.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("/")
     }
-    fn parse(s: &str) -> Option<Self> {
+    /// Parses `dt=2025-07-01` or `year=2025/month=07`; `None` when a key or value is not Hive-safe.
+    pub fn parse(s: &str) -> Option<Self> {
         let mut out = Vec::new();
         for part in s.trim_matches('/').split('/') {
             let (k, v) = part.split_once('=')?;
@@ -365,12 +388,58 @@ pub struct Config {
     pub batch_rows: usize,
     pub row_group_bytes: u64,
     pub compression: Compression,
-    pub glue_database: String,
-    pub glue_table: String,
+    pub glue: GlueTarget,
     pub log_format: LogFormat,
     pub progress_seconds: u64,
     pub task_vcpu: f64,
     pub task_memory_gib: f64,
+}
+
+/// The catalog table of an output: the Glue database and table, and whether
+/// to register in Glue at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlueTarget {
+    pub database: String,
+    pub table: String,
+    /// `FLEET_GLUE_DATABASE` or `FLEET_GLUE_TABLE` was set: register in Glue.
+    pub register: bool,
+    /// `FLEET_GLUE_PARTITION_PROJECTION`: projection instead of partitions.
+    pub projection: bool,
+}
+
+impl GlueTarget {
+    /// From `FLEET_GLUE_DATABASE`, `FLEET_GLUE_TABLE` and
+    /// `FLEET_GLUE_PARTITION_PROJECTION`; the table defaults to the last
+    /// segment of `output`.
+    pub fn from_vars(raw: &RawVars, output: &str) -> Result<Self, ConfigError> {
+        use vars::*;
+        let database = raw.get(GLUE_DATABASE).unwrap_or("fleet").to_string();
+        let table = match raw.get(GLUE_TABLE) {
+            Some(v) => v.to_string(),
+            None => output
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or("features")
+                .replace(['-', '.'], "_")
+                .to_ascii_lowercase(),
+        };
+        for (name, v) in [(GLUE_DATABASE, &database), (GLUE_TABLE, &table)] {
+            if v.is_empty()
+                || v.len() > 255
+                || !v.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            {
+                return Err(invalid(name, v));
+            }
+        }
+        let projection = match raw.get(GLUE_PARTITION_PROJECTION).map(str::trim) {
+            None | Some("false" | "0" | "") => false,
+            Some("true" | "1") => true,
+            Some(v) => return Err(invalid(GLUE_PARTITION_PROJECTION, v)),
+        };
+        let register = raw.get(GLUE_DATABASE).is_some() || raw.get(GLUE_TABLE).is_some();
+        Ok(GlueTarget { database, table, register, projection })
+    }
 }
 
 /// What the command line asked for.
@@ -449,7 +518,7 @@ impl RawVars {
         Ok(Invocation::Run(rest))
     }
 
-    fn get(&self, name: &str) -> Option<&str> {
+    pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str).filter(|v| !v.trim().is_empty())
     }
 }
@@ -613,25 +682,7 @@ impl Config {
             None => Compression::Zstd(3),
             Some(v) => parse_compression(v).ok_or_else(|| invalid(COMPRESSION, v))?,
         };
-        let glue_database = raw.get(GLUE_DATABASE).unwrap_or("fleet").to_string();
-        let glue_table = match raw.get(GLUE_TABLE) {
-            Some(v) => v.to_string(),
-            None => output
-                .trim_end_matches('/')
-                .rsplit('/')
-                .next()
-                .unwrap_or("features")
-                .replace(['-', '.'], "_")
-                .to_ascii_lowercase(),
-        };
-        for (name, v) in [(GLUE_DATABASE, &glue_database), (GLUE_TABLE, &glue_table)] {
-            if v.is_empty()
-                || v.len() > 255
-                || !v.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-            {
-                return Err(invalid(name, v));
-            }
-        }
+        let glue = GlueTarget::from_vars(raw, &output)?;
         let log_format = match raw.get(LOG_FORMAT).map(str::trim) {
             None | Some("auto") => LogFormat::Auto,
             Some("json") => LogFormat::Json,
@@ -655,8 +706,7 @@ impl Config {
             batch_rows,
             row_group_bytes,
             compression,
-            glue_database,
-            glue_table,
+            glue,
             log_format,
             progress_seconds,
             task_vcpu,
@@ -722,7 +772,8 @@ mod tests {
         assert_eq!(c.max_reject_ratio, 0.01);
         assert_eq!(c.partition.path(), "dt=2025-07-01");
         assert_eq!(c.compression, Compression::Zstd(3));
-        assert_eq!(c.glue_table, "features");
+        assert_eq!(c.glue.table, "features");
+        assert!(!c.glue.register);
         assert_eq!(c.threads, available_cpus());
         assert!(c.run_id.starts_with("run-2"), "{}", c.run_id);
         assert_eq!(c.batch_rows, 8192);
@@ -810,6 +861,9 @@ mod tests {
         assert_eq!(Date::from_days_since_epoch(20_270).to_string(), "2025-07-01");
         assert_eq!(Date::from_days_since_epoch(-1).to_string(), "1969-12-31");
         assert_eq!(Date::from_days_since_epoch(11_016).to_string(), "2000-02-29");
+        for days in [-800_000, -1, 0, 11_016, 20_270, 2_932_896] {
+            assert_eq!(Date::from_days_since_epoch(days).days_since_epoch(), days);
+        }
     }
 
     #[test]

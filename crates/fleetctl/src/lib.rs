@@ -314,6 +314,9 @@ pub async fn bench_parse(input: &str, threads: usize, max_bytes: u64) -> anyhow:
 /// The prefixes `fleetctl cleanup` never deletes unless told otherwise.
 pub const DEFAULT_PROTECTED: &[&str] = &["permanent/", "final-results/"];
 
+/// Glue tables whose names start with these are never dropped by `cleanup`.
+pub const DEFAULT_PROTECTED_TABLES: &[&str] = &["permanent", "final_results"];
+
 /// What `cleanup` did (or, in a dry run, would do) with one first-level prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CleanupItem {

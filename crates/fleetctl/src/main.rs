@@ -7,6 +7,9 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use fleet_contract::{Config, Invocation, LogFormat, RawVars};
 
+#[cfg(feature = "aws")]
+mod aws_cmds;
+
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -25,13 +28,44 @@ Usage:
       Fan out N shards as local processes, P at a time, retrying failed shards with
       backoff, as the Step Functions state machine does with ECS tasks.
 
+      With FLEET_GLUE_DATABASE or FLEET_GLUE_TABLE set, then registers the table and its
+      committed partitions in Glue (as `catalog sync`).
+
   fleetctl catalog discover --location URI [--database fleet] [--table NAME]
       Discover a table's schema from the Parquet footers under URI (no crawler; partition
       keys from key=value folders) and print its Glue TableInput JSON.
-  fleetctl cleanup --root URI [--protect PREFIX ...] [--execute]
+  fleetctl catalog create|update --location URI [--database D] [--table T] [--projection]
+  fleetctl catalog create|update --table-input FILE [--database D]
+      Create the Glue table from the discovered schema (or a TableInput JSON such as
+      _runs/<run>/table_input.json), or add the columns it lacks. A changed column type
+      is an error.
+  fleetctl catalog sync --location URI [--database D] [--table T] [--projection]
+      Create or evolve the table from its committed files, then register every partition
+      whose shards have all written their commit marker (batches of 100, idempotent), or
+      set partition projection instead. Defaults: FLEET_OUTPUT, FLEET_GLUE_*.
+  fleetctl catalog list [--database D]          databases, or the tables of D
+  fleetctl catalog show --database D --table T  a table as TableInput JSON
+  fleetctl catalog drop --database D --table T  drop a table (its data stays)
+
+  fleetctl athena (--sql TEXT | --file PATH) [--database D] [--workgroup W]
+                  [--output-location s3://...] [--timeout 1800] [--format jsonl|parquet]
+                  [--out PATH|URI] [--fetch auto|api|s3]
+      Run a query, wait for it (backoff, cancelled at the timeout), and write its rows as
+      JSONL (stdout by default) or Parquet. Prints queue, planning and execution time,
+      data scanned and the cost ($5 per TB, 10 MB minimum). --fetch s3 reads the result
+      object from S3 instead of paging GetQueryResults (auto: for results of 8 MiB or more).
+  fleetctl athena ctas --table [DB.]NAME --location s3://.../ (--sql|--file) [--partitioned-by a,b]
+  fleetctl athena unload --location s3://.../ (--sql|--file) [--partitioned-by a,b]
+      Make a permanent table (CTAS) or files (UNLOAD) as zstd Parquet from a SELECT;
+      the location must be empty.
+
+  fleetctl cleanup --root URI [--protect PREFIX ...] [--database D [--protect-table PREFIX ...]]
+                   [--execute]
       Delete the temporary prefixes of past runs under URI (every first-level prefix),
-      never the protected ones (default: permanent/ and final-results/). A dry run
-      unless --execute; one log line per prefix kept or deleted.
+      never the protected ones (default: permanent/ and final-results/); with --database,
+      also drop the Glue tables located under URI, never those under a protected prefix
+      or named with a protected prefix (default: permanent, final_results). A dry run
+      unless --execute; one log line per prefix or table kept or deleted.
   fleetctl bench-parse --input URI [--threads N] [--max-mb 1000]
       The parse-only ceiling: simd-json over the JSON cells of a raw table, held in memory.
 
@@ -60,6 +94,7 @@ fn main() -> ExitCode {
         "run" => tool(|| run_cmd(rest)),
         "cleanup" => tool(|| cleanup_cmd(rest)),
         "catalog" => tool(|| catalog_cmd(rest)),
+        "athena" => tool(|| athena_cmd(rest)),
         "bench-parse" => tool(|| {
             let m = options(&rest, &["input", "threads", "max-mb"], &[])?;
             let input = m.get("input").cloned().ok_or_else(|| Usage("--input is required".into()))?;
@@ -203,12 +238,13 @@ fn demo_cmd(args: Vec<String>) -> anyhow::Result<String> {
 
 fn catalog_cmd(args: Vec<String>) -> anyhow::Result<String> {
     let Some((verb, rest)) = args.split_first() else {
-        bail!(Usage("usage: fleetctl catalog discover --location URI".into()))
+        bail!(Usage("usage: fleetctl catalog discover|create|update|sync|list|show|drop ...".into()))
     };
     if verb != "discover" {
-        bail!(Usage(format!(
-            "unknown catalog command {verb:?}; expected discover (Glue create/update/list/drop come with the Glue crate)"
-        )));
+        #[cfg(feature = "aws")]
+        return aws_cmds::catalog(verb, rest);
+        #[cfg(not(feature = "aws"))]
+        bail!(without_aws(&format!("catalog {verb}")));
     }
     let m = options(rest, &["location", "database", "table"], &[])?;
     let location = m.get("location").cloned().ok_or_else(|| Usage("--location is required".into()))?;
@@ -230,30 +266,69 @@ fn catalog_cmd(args: Vec<String>) -> anyhow::Result<String> {
     Ok(serde_json::to_string_pretty(&ti)? + "\n")
 }
 
-fn cleanup_cmd(args: Vec<String>) -> anyhow::Result<String> {
-    // --protect may repeat
-    let mut protect: Vec<String> = Vec::new();
+#[cfg(not(feature = "aws"))]
+fn without_aws(what: &str) -> Usage {
+    Usage(format!(
+        "`fleetctl {what}` calls AWS APIs, and this fleetctl was built without them; \
+         build it with `cargo build --release -p fleetctl --features aws`"
+    ))
+}
+
+fn athena_cmd(args: Vec<String>) -> anyhow::Result<String> {
+    #[cfg(feature = "aws")]
+    return aws_cmds::athena(&args);
+    #[cfg(not(feature = "aws"))]
+    {
+        let _ = args;
+        bail!(without_aws("athena"))
+    }
+}
+
+/// Takes every `--name value` / `--name=value` of a repeatable option out of `args`.
+fn repeated(args: &mut Vec<String>, name: &str) -> anyhow::Result<Vec<String>> {
+    let flag = format!("--{name}");
+    let mut found = Vec::new();
     let mut rest = Vec::new();
     let mut i = 0;
     while i < args.len() {
         match args[i].split_once('=') {
-            Some(("--protect", v)) => protect.push(v.to_string()),
-            _ if args[i] == "--protect" => {
-                protect.push(args.get(i + 1).cloned().ok_or_else(|| Usage("--protect needs a value".into()))?);
+            Some((f, v)) if f == flag => found.push(v.to_string()),
+            _ if args[i] == flag => {
+                found.push(args.get(i + 1).cloned().ok_or_else(|| Usage(format!("{flag} needs a value")))?);
                 i += 1;
             }
             _ => rest.push(args[i].clone()),
         }
         i += 1;
     }
-    let m = options(&rest, &["root"], &["execute"])?;
+    *args = rest;
+    Ok(found)
+}
+
+fn cleanup_cmd(mut args: Vec<String>) -> anyhow::Result<String> {
+    let mut protect = repeated(&mut args, "protect")?;
+    let mut protect_tables = repeated(&mut args, "protect-table")?;
+    let m = options(&args, &["root", "database"], &["execute"])?;
     let root = m.get("root").cloned().ok_or_else(|| Usage("--root is required".into()))?;
     if protect.is_empty() {
         protect = fleetctl::DEFAULT_PROTECTED.iter().map(|s| s.to_string()).collect();
     }
+    if protect_tables.is_empty() {
+        protect_tables = fleetctl::DEFAULT_PROTECTED_TABLES.iter().map(|s| s.to_string()).collect();
+    }
     let execute = m.contains_key("execute");
+    // tables first: a table is dropped before the data under it
+    let tables = match m.get("database") {
+        None => String::new(),
+        #[cfg(feature = "aws")]
+        Some(db) => aws_cmds::cleanup_tables(&root, db, &protect, &protect_tables, execute)?,
+        #[cfg(not(feature = "aws"))]
+        Some(_) => bail!(without_aws("cleanup --database")),
+    };
+    #[cfg(not(feature = "aws"))]
+    drop(protect_tables);
     let items = runtime()?.block_on(fleetctl::cleanup(&root, &protect, execute))?;
-    let mut s = String::new();
+    let mut s = tables;
     for it in &items {
         let what = if it.protected {
             "kept (protected)"
@@ -302,6 +377,10 @@ fn run_cmd(args: Vec<String>) -> anyhow::Result<String> {
     vars.0.insert(fleet_contract::vars::SHARD_COUNT.into(), shards.to_string());
     vars.0.insert(fleet_contract::vars::SHARD_INDEX.into(), "0".into());
     let cfg = Config::validate(&vars)?;
+    #[cfg(not(feature = "aws"))]
+    if cfg.glue.register {
+        bail!(without_aws("run with FLEET_GLUE_DATABASE or FLEET_GLUE_TABLE set"));
+    }
     // every shard gets the same run id
     vars.0.insert(fleet_contract::vars::RUN_ID.into(), cfg.run_id.clone());
     let parallel = num(&m, "parallel", (shards as usize).min(fleet_contract::available_cpus()))?;
@@ -315,15 +394,29 @@ fn run_cmd(args: Vec<String>) -> anyhow::Result<String> {
     };
     runtime()?.block_on(async {
         let outcomes = fleetctl::fan_out(&fan).await?;
-        let summaries = fleetctl::read_summaries(&cfg.output, &cfg.run_id, shards).await?;
+        let failed = outcomes.iter().any(|o| o.exit_code != 0);
+        let summaries = match fleetctl::read_summaries(&cfg.output, &cfg.run_id, shards).await {
+            Ok(s) => s,
+            // a shard failed, perhaps because the store did: report the shards anyway
+            Err(e) if failed => {
+                tracing::warn!(error = %format!("{e:#}"), "Could not read the run summaries.");
+                vec![None; shards as usize]
+            }
+            Err(e) => return Err(e),
+        };
         let text = fleetctl::table(&outcomes, &summaries);
         if let Some(bad) = outcomes.iter().find(|o| o.exit_code != 0) {
             bail!(
-                "{text}shard {} failed for good with exit code {} after {} attempt(s)",
+                "{text}shard {} failed for good with exit code {} after {} attempt(s); nothing registered in Glue",
                 bad.index,
                 bad.exit_code,
                 bad.attempts
             );
+        }
+        #[cfg(feature = "aws")]
+        if cfg.glue.register {
+            let synced = aws_cmds::sync(&cfg.output, &cfg.glue, false).await?;
+            return Ok(format!("{text}{synced}"));
         }
         Ok(text)
     })
@@ -335,6 +428,6 @@ fn out(s: &str) {
 }
 
 #[allow(clippy::print_stderr, reason = "fleetctl prints errors for a person")]
-fn err(s: &str) {
+pub(crate) fn err(s: &str) {
     eprint!("{s}");
 }

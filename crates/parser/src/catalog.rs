@@ -3,6 +3,8 @@
 
 use arrow_schema::{DataType, Schema};
 use fleet_contract::Partition;
+
+use crate::CommitMarker;
 use serde_json::{Value, json};
 
 /// The Hive/Athena type of an Arrow type, or `None` when Glue has no match.
@@ -68,10 +70,10 @@ pub struct Discovered {
     pub files: usize,
 }
 
-/// Why discovery failed.
+/// Why a catalog operation on the files of a table failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum DiscoverError {
+pub enum CatalogError {
     #[error(transparent)]
     Store(#[from] fleet_store::StoreError),
     #[error("no Parquet files under {uri}")]
@@ -82,20 +84,66 @@ pub enum DiscoverError {
     Unsupported { file: String, column: String, data_type: String },
     #[error("{file}: partition folders {found:?} differ from {expected:?} of the first file")]
     Partitions { file: String, found: Vec<String>, expected: Vec<String> },
+    #[error("{uri} is not a commit marker: {source}")]
+    Marker { uri: String, source: serde_json::Error },
+}
+
+/// The union of the columns of several Parquet files, in first-seen order,
+/// refusing a column whose Glue type differs between files.
+#[derive(Debug, Default)]
+pub struct SchemaUnion {
+    fields: Vec<(arrow_schema::Field, String)>,
+}
+
+impl SchemaUnion {
+    /// Adds the columns of `file`.
+    pub fn add(&mut self, file: &str, schema: &Schema) -> Result<(), CatalogError> {
+        for f in schema.fields() {
+            let Some(t) = hive_type(f.data_type()) else {
+                return Err(CatalogError::Unsupported {
+                    file: file.to_string(),
+                    column: f.name().clone(),
+                    data_type: f.data_type().to_string(),
+                });
+            };
+            match self.fields.iter().find(|(g, _)| g.name() == f.name()) {
+                None => self.fields.push((f.as_ref().clone().with_nullable(true), file.to_string())),
+                Some((g, first_file)) if hive_type(g.data_type()) != Some(t) => {
+                    return Err(CatalogError::Incompatible {
+                        column: f.name().clone(),
+                        first: hive_type(g.data_type()).unwrap_or_default().to_string(),
+                        first_file: first_file.clone(),
+                        other: t.to_string(),
+                        other_file: file.to_string(),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    pub fn into_schema(self) -> Schema {
+        Schema::new(self.fields.into_iter().map(|(f, _)| f).collect::<Vec<_>>())
+    }
 }
 
 /// Discovers a table from the footers of the Parquet files under `uri`
 /// (paths with a segment starting with `_` or `.` are skipped, as Athena
 /// does): the union of their columns in first-seen order, and the partition
 /// keys of their `key=value` folders. No crawler, and no data read.
-pub async fn discover(uri: &str) -> Result<Discovered, DiscoverError> {
+pub async fn discover(uri: &str) -> Result<Discovered, CatalogError> {
     let objs = match fleet_store::list_inputs(uri).await {
         Ok(o) => o,
-        Err(fleet_store::StoreError::NoInput { uri }) => return Err(DiscoverError::Empty { uri }),
+        Err(fleet_store::StoreError::NoInput { uri }) => return Err(CatalogError::Empty { uri }),
         Err(e) => return Err(e.into()),
     };
     let base = fleet_store::Location::parse(uri)?;
-    let mut fields: Vec<(arrow_schema::Field, String)> = Vec::new();
+    let mut union = SchemaUnion::default();
     let mut keys: Option<Vec<String>> = None;
     let mut files = 0;
     for obj in objs.iter().filter(|o| o.name().ends_with(".parquet")) {
@@ -107,43 +155,106 @@ pub async fn discover(uri: &str) -> Result<Discovered, DiscoverError> {
         match &keys {
             None => keys = Some(found),
             Some(k) if *k != found => {
-                return Err(DiscoverError::Partitions { file, found, expected: k.clone() });
+                return Err(CatalogError::Partitions { file, found, expected: k.clone() });
             }
             Some(_) => {}
         }
-        let schema = fleet_store::parquet_schema(obj).await?;
-        for f in schema.fields() {
-            if hive_type(f.data_type()).is_none() {
-                return Err(DiscoverError::Unsupported {
-                    file,
-                    column: f.name().clone(),
-                    data_type: f.data_type().to_string(),
-                });
-            }
-            match fields.iter().find(|(g, _)| g.name() == f.name()) {
-                None => fields.push((f.as_ref().clone().with_nullable(true), file.clone())),
-                Some((g, first_file)) if hive_type(g.data_type()) != hive_type(f.data_type()) => {
-                    return Err(DiscoverError::Incompatible {
-                        column: f.name().clone(),
-                        first: hive_type(g.data_type()).unwrap_or_default().to_string(),
-                        first_file: first_file.clone(),
-                        other: hive_type(f.data_type()).unwrap_or_default().to_string(),
-                        other_file: file,
-                    });
-                }
-                Some(_) => {}
-            }
-        }
+        union.add(&file, &*fleet_store::parquet_schema(obj).await?)?;
         files += 1;
     }
     if files == 0 {
-        return Err(DiscoverError::Empty { uri: uri.to_string() });
+        return Err(CatalogError::Empty { uri: uri.to_string() });
     }
-    Ok(Discovered {
-        schema: Schema::new(fields.into_iter().map(|(f, _)| f).collect::<Vec<_>>()),
-        partition_keys: keys.unwrap_or_default(),
-        files,
-    })
+    Ok(Discovered { schema: union.into_schema(), partition_keys: keys.unwrap_or_default(), files })
+}
+
+/// A partition of a table as its commit markers describe it.
+#[derive(Debug, Clone)]
+pub struct CommittedPartition {
+    /// The table location, without a trailing `/`.
+    pub table: String,
+    pub partition: Partition,
+    /// `<table>/<partition path>/`.
+    pub location: String,
+    /// The shard count of the markers considered (the complete set when there is one).
+    pub shard_count: u32,
+    /// The markers of that shard count, by shard index.
+    pub markers: Vec<CommitMarker>,
+}
+
+impl CommittedPartition {
+    /// Every shard of the run committed: the partition may be registered.
+    pub fn is_complete(&self) -> bool {
+        self.markers.len() == self.shard_count as usize
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.markers.iter().map(|m| m.rows).sum()
+    }
+
+    /// The data files the markers list, as URIs.
+    pub fn files(&self) -> impl Iterator<Item = String> + '_ {
+        self.markers.iter().flat_map(|m| m.files.iter().map(|f| format!("{}/{}", self.table, f.key)))
+    }
+}
+
+/// The partitions under a table location that have commit markers
+/// (`<partition>/_commits/shard-NNNNN-of-MMMMM.json`), sorted by path. A
+/// partition is complete when all shards of one shard count committed; a
+/// partition written again with another shard count is judged by the most
+/// complete set.
+pub async fn committed_partitions(table_uri: &str) -> Result<Vec<CommittedPartition>, CatalogError> {
+    use futures::{StreamExt, TryStreamExt};
+    use std::collections::BTreeMap;
+
+    let table = fleet_store::Location::parse(table_uri)?;
+    let base = table.uri().trim_end_matches('/').to_string();
+    let mut found: BTreeMap<String, BTreeMap<u32, Vec<(u32, object_store::path::Path)>>> = BTreeMap::new();
+    for meta in table.list().await? {
+        let key = meta.location.as_ref();
+        let rel = key.strip_prefix(table.path().as_ref()).unwrap_or(key).trim_start_matches('/');
+        let Some((part, name)) = rel.rsplit_once("/_commits/") else { continue };
+        let Some((index, count)) = shard_of(name) else { continue };
+        if Partition::parse(part).is_none() {
+            continue;
+        }
+        found.entry(part.to_string()).or_default().entry(count).or_default().push((index, meta.location.clone()));
+    }
+    let mut out = Vec::new();
+    for (part, by_count) in found {
+        // the complete set with the most shards, else the set with the most markers
+        let (count, paths) = by_count
+            .into_iter()
+            .max_by_key(|(count, v)| (v.len() == *count as usize, v.len(), *count))
+            .expect("a partition has at least one marker");
+        let markers: Vec<CommitMarker> = futures::stream::iter(paths)
+            .map(|(_, path)| {
+                let table = &table;
+                async move {
+                    let bytes = table.get_path(&path).await?;
+                    serde_json::from_slice::<CommitMarker>(&bytes)
+                        .map_err(|source| CatalogError::Marker { uri: table.uri_of(&path), source })
+                }
+            })
+            .buffered(16)
+            .try_collect()
+            .await?;
+        out.push(CommittedPartition {
+            table: base.clone(),
+            partition: Partition::parse(&part).expect("checked above"),
+            location: format!("{base}/{part}/"),
+            shard_count: count,
+            markers,
+        });
+    }
+    Ok(out)
+}
+
+/// `shard-00007-of-00050.json` → (7, 50).
+fn shard_of(name: &str) -> Option<(u32, u32)> {
+    let (i, n) = name.strip_prefix("shard-")?.strip_suffix(".json")?.split_once("-of-")?;
+    let (i, n) = (i.parse().ok()?, n.parse().ok()?);
+    (i < n).then_some((i, n))
 }
 
 #[cfg(test)]
@@ -161,5 +272,29 @@ mod tests {
         assert_eq!(v["TableInput"]["StorageDescriptor"]["Columns"][1], json!({"Name": "n", "Type": "smallint"}));
         assert_eq!(v["TableInput"]["PartitionKeys"], json!([{"Name": "dt", "Type": "string"}]));
         assert_eq!(v["TableInput"]["Parameters"]["classification"], "parquet");
+    }
+
+    #[test]
+    fn shard_names() {
+        assert_eq!(shard_of("shard-00007-of-00050.json"), Some((7, 50)));
+        assert_eq!(shard_of("shard-00050-of-00050.json"), None);
+        assert_eq!(shard_of("shard-1-of-2.json.tmp"), None);
+        assert_eq!(shard_of("notes.json"), None);
+    }
+
+    #[test]
+    fn union_refuses_a_changed_type() {
+        let a = Schema::new(vec![Field::new("n", DataType::Int16, false)]);
+        let b = Schema::new(vec![Field::new("n", DataType::Utf8, true), Field::new("m", DataType::Float64, true)]);
+        let mut u = SchemaUnion::default();
+        u.add("a.parquet", &a).unwrap();
+        let e = u.add("b.parquet", &b).unwrap_err().to_string();
+        assert_eq!(e, "column `n` is smallint in a.parquet but string in b.parquet; a Glue table needs one type");
+        let mut u = SchemaUnion::default();
+        u.add("a.parquet", &a).unwrap();
+        u.add("c.parquet", &Schema::new(vec![Field::new("m", DataType::Float64, true)])).unwrap();
+        let s = u.into_schema();
+        assert_eq!(s.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>(), ["n", "m"]);
+        assert!(s.field(0).is_nullable());
     }
 }

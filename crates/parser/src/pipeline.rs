@@ -167,8 +167,8 @@ pub(crate) async fn run(fp: &FeatureParser) -> Result<RunSummary, ParserError> {
 
     let schema = fp.spec.output_schema();
     let table_input = catalog::table_input(
-        &cfg.glue_database,
-        &cfg.glue_table,
+        &cfg.glue.database,
+        &cfg.glue.table,
         &fp.output.uri(),
         &schema,
         &cfg.partition,

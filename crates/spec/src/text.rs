@@ -24,15 +24,8 @@ impl Ymd {
     }
     /// Days since 1970-01-01 (Arrow's `Date32`), proleptic Gregorian.
     pub fn days_since_epoch(self) -> i32 {
-        // Howard Hinnant's days_from_civil.
-        let (y, m, d) = (self.year(), self.month(), self.day());
-        let y = if m <= 2 { y - 1 } else { y };
-        let era = y.div_euclid(400);
-        let yoe = y - era * 400;
-        let mp = (m + 9) % 12;
-        let doy = (153 * mp + 2) / 5 + d - 1;
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        era * 146_097 + doe - 719_468
+        let d = fleet_contract::Date { year: self.year(), month: self.month() as u32, day: self.day() as u32 };
+        d.days_since_epoch() as i32
     }
     /// `months(a, b)` of FEATURES.md: (b.year - a.year) * 12 + (b.month - a.month).
     pub fn months_until(self, later: Ymd) -> i64 {

@@ -42,6 +42,53 @@ fn skipped() {
     eprintln!("skipped: no S3 server (scripts/test starts one)");
 }
 
+/// The moto server's endpoint (Glue, Athena, ECS, Step Functions), or
+/// `None` when none was started (a failure instead when `FLEET_REQUIRE_MOTO`
+/// is set, as in `scripts/test`). It also checks that the SDK's
+/// per-service endpoints (`AWS_ENDPOINT_URL_GLUE`, `AWS_ENDPOINT_URL_ATHENA`)
+/// point at it, so that a test never reaches a real AWS account.
+pub fn moto_endpoint() -> Option<String> {
+    match std::env::var("FLEET_TEST_MOTO_ENDPOINT") {
+        Ok(e) => {
+            assert!(e.starts_with("http://127.0.0.1:"), "tests talk to loopback only: {e}");
+            for v in ["AWS_ENDPOINT_URL_GLUE", "AWS_ENDPOINT_URL_ATHENA"] {
+                assert_eq!(std::env::var(v).ok().as_deref(), Some(e.as_str()), "{v} must point at moto");
+            }
+            Some(e)
+        }
+        Err(_) => {
+            assert!(
+                std::env::var("FLEET_REQUIRE_MOTO").is_err(),
+                "FLEET_REQUIRE_MOTO is set but no moto server was started"
+            );
+            #[allow(clippy::print_stderr, reason = "a test that did not run says so")]
+            {
+                eprintln!("skipped: no moto server (scripts/test starts one)");
+            }
+            None
+        }
+    }
+}
+
+/// POSTs a JSON body to the moto server's own API (`/moto-api/...`), such
+/// as the seeded Athena results of `/moto-api/static/athena/query-results`;
+/// returns the HTTP status.
+pub fn moto_api(path: &str, json: &str) -> u16 {
+    use std::io::{Read, Write};
+    let endpoint = moto_endpoint().expect("moto_api needs the moto server");
+    let host = endpoint.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(host).expect("connecting to moto");
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
+        json.len()
+    )
+    .expect("writing to moto");
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).expect("reading moto's answer");
+    answer.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
 /// An S3 server of a test's own (s3s-fs on a free loopback port), for
 /// faults that must not disturb other tests: stopping it mid-run.
 /// Stopped when dropped.
@@ -76,11 +123,28 @@ impl S3Server {
         let root = std::env::temp_dir().join(format!("fleet-s3-{}-{}", std::process::id(), free_port()));
         std::fs::create_dir_all(root.join(bucket)).expect("bucket folder");
         let port = free_port();
+        let child = Self::spawn(&root, port);
+        Some(S3Server {
+            child: Some(child),
+            endpoint: format!("http://127.0.0.1:{port}"),
+            root: root.clone(),
+            _dir: TempDir(root),
+        })
+    }
+
+    /// Starts the stopped server again, on the same port and folder.
+    pub fn restart(&mut self) {
+        self.stop();
+        let port: u16 = self.endpoint.rsplit(':').next().and_then(|p| p.parse().ok()).expect("a port");
+        self.child = Some(Self::spawn(&self.root, port));
+    }
+
+    fn spawn(root: &std::path::Path, port: u16) -> std::process::Child {
         let child = std::process::Command::new("s3s-fs")
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .args(["--access-key", &std::env::var("AWS_ACCESS_KEY_ID").unwrap_or_default()])
             .args(["--secret-key", &std::env::var("AWS_SECRET_ACCESS_KEY").unwrap_or_default()])
-            .arg(&root)
+            .arg(root)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -91,12 +155,7 @@ impl S3Server {
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        Some(S3Server {
-            child: Some(child),
-            endpoint: format!("http://127.0.0.1:{port}"),
-            root: root.clone(),
-            _dir: TempDir(root),
-        })
+        child
     }
 
     /// Stops the server now (a crash, as far as clients can tell).
