@@ -883,6 +883,26 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_query_says_why() {
+        use aws_sdk_athena::types::{AthenaError, QueryExecutionStatus};
+        let status = |reason: Option<&str>, detail: Option<&str>| {
+            let mut s = QueryExecutionStatus::builder().state(QueryExecutionState::Failed);
+            if let Some(r) = reason {
+                s = s.state_change_reason(r);
+            }
+            if let Some(d) = detail {
+                s = s.athena_error(AthenaError::builder().error_message(d).build());
+            }
+            QueryExecution::builder().status(s.build()).build()
+        };
+        let line = "line 1:8: Column 'agee' cannot be resolved";
+        assert_eq!(failure_reason(&status(Some(line), None)), line);
+        assert_eq!(failure_reason(&status(Some(line), Some(line))), line);
+        assert_eq!(failure_reason(&status(Some("SYNTAX_ERROR"), Some(line))), format!("SYNTAX_ERROR ({line})"));
+        assert_eq!(failure_reason(&status(None, None)), "no reason given");
+    }
+
+    #[test]
     fn csv_keeps_null_and_empty_apart_across_chunks() {
         let text = b"\"name\",\"n\",\"note\"\n\"a \"\"quoted\"\" one\",\"1\",\"\"\n\"two\nlines\",,\"x,y\"\n\"last\",\"3\",\"z\"";
         for split in 0..text.len() {
