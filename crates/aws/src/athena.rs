@@ -76,13 +76,23 @@ impl Execution {
     }
 
     /// What the query costs: $5 per TB scanned, rounded up to the megabyte,
-    /// at least 10 MB; DDL statements and failed queries are free.
+    /// at least 10 MB. Queries that read data (SELECT, INSERT, CTAS, UNLOAD)
+    /// are billed; DDL and utility statements, and failed queries, are free.
     pub fn cost_usd(&self) -> f64 {
-        if self.statement_type.as_deref() == Some("DDL") || self.state == "FAILED" {
+        let ctas = self.substatement_type.as_deref() == Some("CREATE_TABLE_AS_SELECT") || is_ctas(&self.query);
+        let billed = self.statement_type.as_deref() == Some("DML") || ctas;
+        if !billed || self.state == "FAILED" {
             return 0.0;
         }
         scan_cost_usd(self.stats.data_scanned_bytes)
     }
+}
+
+/// `CREATE TABLE ... AS SELECT`, which Athena bills like a query (some
+/// emulators call it DDL).
+fn is_ctas(query: &str) -> bool {
+    let q = query.trim_start().to_ascii_uppercase();
+    q.starts_with("CREATE TABLE") && q.contains("SELECT")
 }
 
 /// $5 per TB (2^40 bytes) for `bytes` scanned, rounded up to the megabyte
@@ -182,10 +192,14 @@ impl Athena {
             }
             if started.elapsed() >= timeout {
                 let state = state.map_or_else(|| "UNKNOWN".to_string(), |s| s.as_str().to_string());
-                if let Err(e) = self.client.stop_query_execution().query_execution_id(id).send().await {
-                    tracing::warn!(query_execution_id = id, error = %crate::api_error("Athena", "StopQueryExecution", e), "Could not cancel the query.");
-                }
-                return Err(AwsError::Timeout { id: id.to_string(), state, timeout });
+                let cancelled = match self.client.stop_query_execution().query_execution_id(id).send().await {
+                    Ok(_) => true,
+                    Err(e) => {
+                        tracing::warn!(query_execution_id = id, error = %crate::api_error("Athena", "StopQueryExecution", e), "Could not cancel the query.");
+                        false
+                    }
+                };
+                return Err(AwsError::Timeout { id: id.to_string(), state, timeout, cancelled });
             }
             tracing::debug!(query_execution_id = id, state = ?state, "Waiting for the Athena query.");
             tokio::time::sleep(delay.min(timeout.saturating_sub(started.elapsed()))).await;
@@ -248,6 +262,13 @@ impl Athena {
             .output_location
             .as_deref()
             .ok_or_else(|| AwsError::Invalid(format!("query {} has no result object", exec.id)))?;
+        if !exec.has_header_row() {
+            return Err(AwsError::Invalid(format!(
+                "query {} is not a SELECT: its result object {uri} is not CSV with a header; read its results \
+                 through the API instead (--fetch api)",
+                exec.id
+            )));
+        }
         let columns = self.page(&exec.id, None, 1).await?.columns;
         let (dir, name) =
             uri.rsplit_once('/').ok_or_else(|| AwsError::Invalid(format!("bad result location {uri}")))?;
@@ -481,6 +502,16 @@ impl Export {
             }
         }
         Ok(())
+    }
+
+    /// Abandons the output after a failure: nothing becomes visible (a
+    /// multipart upload is aborted, a Parquet sink aborts when dropped).
+    pub async fn abort(self) {
+        if let Export::Jsonl(JsonlOut { target: JsonlTarget::Object(mut w, uri), .. }) = self
+            && let Err(e) = w.abort().await
+        {
+            tracing::warn!(uri = %uri, error = %e, "Could not abort the upload of the export.");
+        }
     }
 
     /// Completes the output: the object becomes visible only now.
@@ -832,6 +863,11 @@ mod tests {
         };
         assert_eq!(e.cost_usd(), 0.0, "DDL is free");
         assert!(!e.has_header_row());
+        e.query = "CREATE TABLE p WITH (format = 'PARQUET') AS SELECT * FROM raw".into();
+        assert_eq!(e.cost_usd(), 5.0, "CTAS reads data, whatever the statement type says");
+        e.statement_type = Some("UTILITY".into());
+        e.query = "SHOW TABLES".into();
+        assert_eq!(e.cost_usd(), 0.0);
         e.statement_type = Some("DML".into());
         e.query = " (SELECT 1)".into();
         assert_eq!(e.cost_usd(), 5.0);

@@ -94,8 +94,12 @@ impl Glue {
 
     /// The table as `TableInput` JSON, or `None` when it does not exist.
     pub async fn get_table(&self, database: &str, table: &str) -> Result<Option<Value>> {
+        Ok(self.table(database, table).await?.as_ref().map(table_json))
+    }
+
+    async fn table(&self, database: &str, table: &str) -> Result<Option<Table>> {
         match self.client.get_table().database_name(database).name(table).send().await {
-            Ok(out) => Ok(out.table().map(table_json)),
+            Ok(out) => Ok(out.table),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_entity_not_found_exception()) => Ok(None),
             Err(e) => Err(api_error("Glue", "GetTable", e)),
         }
@@ -118,7 +122,7 @@ impl Glue {
     pub async fn ensure_table(&self, database: &str, wanted: &Value) -> Result<TableChange> {
         let name = str_of(wanted, "Name").ok_or_else(|| AwsError::Invalid("a TableInput needs a Name".into()))?;
         self.ensure_database(database).await?;
-        let Some(existing) = self.get_table(database, name).await? else {
+        let Some(existing) = self.table(database, name).await? else {
             let input = table_input(wanted)?;
             match self.client.create_table().database_name(database).table_input(input).send().await {
                 Ok(_) => {
@@ -132,15 +136,19 @@ impl Glue {
                 Err(e) => return Err(api_error("Glue", "CreateTable", e)),
             }
         };
-        let (merged, change) = evolve(database, &existing, wanted)?;
+        let plan = evolve(database, &table_json(&existing), wanted)?;
+        let change = plan.change();
         if change == TableChange::Unchanged {
             return Ok(change);
         }
-        let input = table_input(&merged)?;
+        // UpdateTable replaces the definition: start from the table as Glue
+        // has it (every field kept), and guard against a concurrent update.
+        let input = plan.apply(&existing)?;
         self.client
             .update_table()
             .database_name(database)
             .table_input(input)
+            .set_version_id(existing.version_id.clone())
             .send()
             .await
             .map_err(|e| api_error("Glue", "UpdateTable", e))?;
@@ -148,21 +156,30 @@ impl Glue {
         Ok(change)
     }
 
-    /// The registered partitions of a table, as their values.
-    pub async fn partition_values(&self, database: &str, table: &str) -> Result<BTreeSet<Vec<String>>> {
-        let mut out = BTreeSet::new();
+    /// The registered partitions of a table: their values and locations.
+    pub async fn partitions(&self, database: &str, table: &str) -> Result<BTreeMap<Vec<String>, String>> {
+        let mut out = BTreeMap::new();
         let mut pages = self.client.get_partitions().database_name(database).table_name(table).into_paginator().send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| api_error("Glue", "GetPartitions", e))?;
-            out.extend(page.partitions().iter().map(|p| p.values().to_vec()));
+            for p in page.partitions() {
+                let location = p.storage_descriptor().and_then(|sd| sd.location()).unwrap_or_default();
+                out.insert(p.values().to_vec(), location.to_string());
+            }
         }
         Ok(out)
+    }
+
+    /// The registered partitions of a table, as their values.
+    pub async fn partition_values(&self, database: &str, table: &str) -> Result<BTreeSet<Vec<String>>> {
+        Ok(self.partitions(database, table).await?.into_keys().collect())
     }
 
     /// Registers partitions that are not registered yet, in batches of at most
     /// [`PARTITION_BATCH`], each with the table's storage descriptor at its
     /// own location. Idempotent: a partition registered meanwhile counts as
-    /// already registered.
+    /// already registered. A partition registered at another location is an
+    /// error (two outputs must not share a table).
     pub async fn register_partitions(
         &self,
         database: &str,
@@ -170,28 +187,35 @@ impl Glue {
         partitions: &[&CommittedPartition],
     ) -> Result<Registered> {
         let def = self
-            .get_table(database, table)
+            .table(database, table)
             .await?
             .ok_or_else(|| AwsError::NoSuchTable { database: database.into(), table: table.into() })?;
-        let existing = self.partition_values(database, table).await?;
+        let existing = self.partitions(database, table).await?;
         let mut done = Registered::default();
         let mut todo = Vec::new();
         for p in partitions {
             let values: Vec<String> = p.partition.0.iter().map(|(_, v)| v.clone()).collect();
-            if existing.contains(&values) {
-                done.already_registered.push(p.partition.path());
-            } else {
-                todo.push((values, *p));
+            match existing.get(&values) {
+                Some(at) if folder(at) == folder(&p.location) => done.already_registered.push(p.partition.path()),
+                Some(at) => {
+                    return Err(AwsError::Invalid(format!(
+                        "partition {} of Glue table {database}.{table} is registered at {at}, but this data is at {}; \
+                         two outputs cannot share one table",
+                        p.partition.path(),
+                        p.location
+                    )));
+                }
+                None => todo.push((values, *p)),
             }
         }
         for batch in todo.chunks(PARTITION_BATCH) {
             let mut req = self.client.batch_create_partition().database_name(database).table_name(table);
             for (values, p) in batch {
-                let mut sd = def["StorageDescriptor"].clone();
-                sd["Location"] = json!(p.location);
+                let mut sd = def.storage_descriptor().cloned().unwrap_or_else(|| StorageDescriptor::builder().build());
+                sd.location = Some(p.location.clone());
                 let input = PartitionInput::builder()
                     .set_values(Some(values.clone()))
-                    .storage_descriptor(storage_descriptor(&sd)?)
+                    .storage_descriptor(sd)
                     .parameters("fleet.rows", p.rows().to_string())
                     .parameters("fleet.run_id", p.markers.first().map_or("", |m| m.run_id.as_str()))
                     .build();
@@ -202,12 +226,12 @@ impl Glue {
             for e in out.errors() {
                 let detail = e.error_detail();
                 let code = detail.and_then(|d| d.error_code()).unwrap_or_default();
-                if code != "AlreadyExistsException" {
-                    let msg = detail.and_then(|d| d.error_message()).unwrap_or_default();
-                    failed.insert(e.partition_values().to_vec(), format!("{code}: {msg}"));
+                let msg = if code == "AlreadyExistsException" {
+                    String::new()
                 } else {
-                    failed.insert(e.partition_values().to_vec(), String::new());
-                }
+                    format!("{code}: {}", detail.and_then(|d| d.error_message()).unwrap_or_default())
+                };
+                failed.insert(e.partition_values().to_vec(), msg);
             }
             for (values, p) in batch {
                 match failed.get(values) {
@@ -230,6 +254,11 @@ impl Glue {
     }
 }
 
+/// A location with exactly one trailing `/`, for comparing folders.
+fn folder(location: &str) -> String {
+    format!("{}/", location.trim_end_matches('/'))
+}
+
 /// How [`sync_table`] registers a table's partitions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncOptions {
@@ -237,7 +266,8 @@ pub struct SyncOptions {
     pub location: String,
     pub database: String,
     pub table: String,
-    /// Partition projection (table properties) instead of registering partitions.
+    /// Partition projection (table properties) instead of registering
+    /// partitions; without it, projection parameters a table has are removed.
     pub projection: bool,
 }
 
@@ -282,15 +312,25 @@ pub async fn sync_table(glue: &Glue, opts: &SyncOptions) -> Result<SyncReport> {
     let mut seen_runs = BTreeSet::new();
     for p in &complete {
         for m in &p.markers {
+            let Some(f) = m.files.first() else { continue }; // a shard with no rows wrote no file
             if !seen_runs.insert(m.run_id.clone()) {
                 continue;
             }
-            let Some(f) = m.files.first() else { continue };
             let uri = format!("{}/{}", p.table, f.key);
-            let obj = fleet_store::list_inputs(&uri).await?.into_iter().next();
-            if let Some(obj) = obj {
-                union.add(&uri, &*fleet_store::parquet_schema(&obj).await?)?;
-            }
+            let obj = match fleet_store::list_inputs(&uri).await {
+                Ok(o) => o.into_iter().next(),
+                Err(fleet_store::StoreError::NoInput { .. }) => None,
+                Err(e) => return Err(e.into()),
+            };
+            let Some(obj) = obj else {
+                return Err(AwsError::Invalid(format!(
+                    "{uri}, listed by the commit marker of shard {} of {} in {}, is missing",
+                    m.shard_index,
+                    m.shard_count,
+                    p.partition.path()
+                )));
+            };
+            union.add(&uri, &*fleet_store::parquet_schema(&obj).await?)?;
         }
     }
     if union.is_empty() {
@@ -330,23 +370,24 @@ pub async fn sync_table(glue: &Glue, opts: &SyncOptions) -> Result<SyncReport> {
 
 /// Athena partition projection for the keys of `seen`: a key whose values
 /// are all dates (`2025-07-01`) is a `date` projection from the earliest one
-/// to `NOW`; any other key is `injected` (queries must give its value).
+/// to `NOW`; any other key an `enum` of the values seen (so a sync after new
+/// values arrive widens it).
 pub fn projection_parameters(location: &str, seen: &[&fleet_contract::Partition]) -> Vec<(String, String)> {
     let mut out = vec![("projection.enabled".to_string(), "true".to_string())];
     let Some(first) = seen.first() else { return out };
     let mut template = location.trim_end_matches('/').to_string();
     for (i, (k, _)) in first.0.iter().enumerate() {
-        let values: Vec<&str> = seen.iter().filter_map(|p| p.0.get(i).map(|(_, v)| v.as_str())).collect();
-        let dates = values.iter().all(|v| is_date(v));
-        if dates {
-            let earliest = values.iter().min().copied().unwrap_or_default();
+        let values: BTreeSet<&str> = seen.iter().filter_map(|p| p.0.get(i).map(|(_, v)| v.as_str())).collect();
+        if values.iter().all(|v| v.parse::<fleet_contract::Date>().is_ok()) {
+            let earliest = values.first().copied().unwrap_or_default();
             out.push((format!("projection.{k}.type"), "date".into()));
             out.push((format!("projection.{k}.format"), "yyyy-MM-dd".into()));
             out.push((format!("projection.{k}.range"), format!("{earliest},NOW")));
             out.push((format!("projection.{k}.interval"), "1".into()));
             out.push((format!("projection.{k}.interval.unit"), "DAYS".into()));
         } else {
-            out.push((format!("projection.{k}.type"), "injected".into()));
+            out.push((format!("projection.{k}.type"), "enum".into()));
+            out.push((format!("projection.{k}.values"), values.into_iter().collect::<Vec<_>>().join(",")));
         }
         template.push_str(&format!("/{k}=${{{k}}}"));
     }
@@ -354,18 +395,77 @@ pub fn projection_parameters(location: &str, seen: &[&fleet_contract::Partition]
     out
 }
 
-fn is_date(v: &str) -> bool {
-    let b = v.as_bytes();
-    b.len() == 10
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && b.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+/// Table parameters that belong to partition projection: removed when a
+/// definition without projection is applied.
+fn is_projection_parameter(k: &str) -> bool {
+    k.starts_with("projection.") || k == "storage.location.template"
 }
 
-/// `existing` with the columns and parameters of `wanted` it lacks, or the
-/// reason they cannot be merged.
-fn evolve(database: &str, existing: &Value, wanted: &Value) -> Result<(Value, TableChange)> {
+/// What applying a wanted definition to an existing table changes.
+#[derive(Debug, Default, PartialEq)]
+struct Evolution {
+    added: Vec<Value>,
+    set: Vec<(String, String)>,
+    removed: Vec<String>,
+}
+
+impl Evolution {
+    fn change(&self) -> TableChange {
+        if self.added.is_empty() && self.set.is_empty() && self.removed.is_empty() {
+            return TableChange::Unchanged;
+        }
+        TableChange::Updated {
+            added_columns: self.added.iter().filter_map(|c| str_of(c, "Name").map(str::to_string)).collect(),
+            changed_parameters: self.set.iter().map(|(k, _)| k.clone()).chain(self.removed.iter().cloned()).collect(),
+        }
+    }
+
+    /// The `TableInput` for UpdateTable: the table as Glue has it, with the
+    /// columns appended and the parameters set or removed.
+    fn apply(&self, t: &Table) -> Result<TableInput> {
+        let mut sd = t.storage_descriptor().cloned().unwrap_or_else(|| StorageDescriptor::builder().build());
+        let mut cols = sd.columns.take().unwrap_or_default();
+        cols.extend(columns(&Value::Array(self.added.clone()))?.unwrap_or_default());
+        sd.columns = Some(cols);
+        let mut params = t.parameters().cloned().unwrap_or_default();
+        for (k, v) in &self.set {
+            params.insert(k.clone(), v.clone());
+        }
+        for k in &self.removed {
+            params.remove(k);
+        }
+        TableInput::builder()
+            .name(t.name())
+            .set_description(t.description().map(str::to_string))
+            .set_owner(t.owner().map(str::to_string))
+            .retention(t.retention())
+            .storage_descriptor(sd)
+            .set_partition_keys(Some(t.partition_keys().to_vec()))
+            .set_view_original_text(t.view_original_text().map(str::to_string))
+            .set_view_expanded_text(t.view_expanded_text().map(str::to_string))
+            .set_table_type(t.table_type().map(str::to_string))
+            .set_parameters(Some(params))
+            .set_target_table(t.target_table().cloned())
+            .build()
+            .map_err(|e| AwsError::Invalid(format!("TableInput: {e}")))
+    }
+}
+
+/// What `wanted` changes in `existing` (both `TableInput` JSON): the columns
+/// it lacks (appended), the parameters it sets, and the projection
+/// parameters it no longer has; or why the two cannot be merged (another
+/// location, other partition keys, a changed column type).
+fn evolve(database: &str, existing: &Value, wanted: &Value) -> Result<Evolution> {
     let table = str_of(existing, "Name").unwrap_or_default().to_string();
+    let location = |v: &Value| str_of(&v["StorageDescriptor"], "Location").map(folder);
+    if let (Some(have), Some(want)) = (location(existing), location(wanted))
+        && have != want
+    {
+        return Err(AwsError::Invalid(format!(
+            "Glue table {database}.{table} is located at {have}, not {want}; two outputs cannot share one table \
+             (set FLEET_GLUE_TABLE or --table to another name)"
+        )));
+    }
     let names = |v: &Value, field: &str| -> Vec<String> {
         v[field].as_array().into_iter().flatten().filter_map(|c| str_of(c, "Name").map(str::to_string)).collect()
     };
@@ -374,13 +474,11 @@ fn evolve(database: &str, existing: &Value, wanted: &Value) -> Result<(Value, Ta
         return Err(AwsError::PartitionKeys {
             database: database.into(),
             table,
-            location: str_of(&wanted["StorageDescriptor"], "Location").unwrap_or_default().into(),
+            location: location(wanted).unwrap_or_default(),
             existing: have_keys,
             found: want_keys,
         });
     }
-    let mut merged = existing.clone();
-    let mut added = Vec::new();
     let have: Vec<(String, String)> = existing["StorageDescriptor"]["Columns"]
         .as_array()
         .into_iter()
@@ -392,6 +490,7 @@ fn evolve(database: &str, existing: &Value, wanted: &Value) -> Result<(Value, Ta
             )
         })
         .collect();
+    let mut plan = Evolution::default();
     for c in wanted["StorageDescriptor"]["Columns"].as_array().into_iter().flatten() {
         let name = str_of(c, "Name").unwrap_or_default();
         let ty = str_of(c, "Type").unwrap_or_default();
@@ -406,33 +505,23 @@ fn evolve(database: &str, existing: &Value, wanted: &Value) -> Result<(Value, Ta
                 });
             }
             Some(_) => {}
-            None => {
-                added.push(name.to_string());
-                match merged["StorageDescriptor"]["Columns"].as_array_mut() {
-                    Some(cols) => cols.push(c.clone()),
-                    None => merged["StorageDescriptor"]["Columns"] = json!([c]),
-                }
-            }
+            None => plan.added.push(c.clone()),
         }
     }
-    let mut changed = Vec::new();
-    if let Some(params) = wanted["Parameters"].as_object() {
-        for (k, v) in params {
-            if merged["Parameters"][k.as_str()] != *v {
-                if !merged["Parameters"].is_object() {
-                    merged["Parameters"] = json!({});
-                }
-                merged["Parameters"][k.as_str()] = v.clone();
-                changed.push(k.clone());
-            }
+    let want_params = wanted["Parameters"].as_object();
+    for (k, v) in want_params.into_iter().flatten() {
+        if let Some(v) = v.as_str()
+            && existing["Parameters"][k.as_str()].as_str() != Some(v)
+        {
+            plan.set.push((k.clone(), v.to_string()));
         }
     }
-    let change = if added.is_empty() && changed.is_empty() {
-        TableChange::Unchanged
-    } else {
-        TableChange::Updated { added_columns: added, changed_parameters: changed }
-    };
-    Ok((merged, change))
+    for k in existing["Parameters"].as_object().into_iter().flat_map(|m| m.keys()) {
+        if is_projection_parameter(k) && !want_params.is_some_and(|m| m.contains_key(k)) {
+            plan.removed.push(k.clone());
+        }
+    }
+    Ok(plan)
 }
 
 fn str_of<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
@@ -576,24 +665,51 @@ mod tests {
     #[test]
     fn evolution_appends_columns_and_refuses_type_changes() {
         let old = def(&[("pid", DataType::Utf8), ("n", DataType::Int16)]);
-        let (_, c) = evolve("db", &old, &old).unwrap();
-        assert_eq!(c, TableChange::Unchanged);
+        assert_eq!(evolve("db", &old, &old).unwrap().change(), TableChange::Unchanged);
         let new = def(&[("pid", DataType::Utf8), ("m", DataType::Float64), ("n", DataType::Int16)]);
-        let (merged, c) = evolve("db", &old, &new).unwrap();
-        assert_eq!(c, TableChange::Updated { added_columns: vec!["m".into()], changed_parameters: vec![] });
-        let names: Vec<&str> = merged["StorageDescriptor"]["Columns"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["Name"].as_str().unwrap())
-            .collect();
+        let plan = evolve("db", &old, &new).unwrap();
+        assert_eq!(plan.change(), TableChange::Updated { added_columns: vec!["m".into()], changed_parameters: vec![] });
+        let existing = Table::builder()
+            .name("t")
+            .retention(7)
+            .storage_descriptor(
+                StorageDescriptor::builder()
+                    .columns(Column::builder().name("pid").r#type("string").build().unwrap())
+                    .columns(Column::builder().name("n").r#type("smallint").build().unwrap())
+                    .number_of_buckets(3)
+                    .build(),
+            )
+            .parameters("classification", "parquet")
+            .build()
+            .unwrap();
+        let input = plan.apply(&existing).unwrap();
+        let sd = input.storage_descriptor().unwrap();
+        let names: Vec<&str> = sd.columns().iter().map(|c| c.name()).collect();
         assert_eq!(names, ["pid", "n", "m"], "existing columns keep their places");
+        assert_eq!((input.retention(), sd.number_of_buckets()), (7, 3), "fields fleet does not manage are kept");
         let bad = def(&[("pid", DataType::Utf8), ("n", DataType::Utf8)]);
         let e = evolve("db", &old, &bad).unwrap_err().to_string();
         assert!(e.starts_with("Glue table db.t: column `n` is smallint in Glue but string in the data"), "{e}");
         let mut other_keys = old.clone();
         other_keys["PartitionKeys"] = json!([{"Name": "run", "Type": "string"}]);
         assert!(matches!(evolve("db", &old, &other_keys), Err(AwsError::PartitionKeys { .. })));
+        let mut elsewhere = old.clone();
+        elsewhere["StorageDescriptor"]["Location"] = json!("s3://other/t");
+        let e = evolve("db", &old, &elsewhere).unwrap_err().to_string();
+        assert!(e.starts_with("Glue table db.t is located at s3://b/t/, not s3://other/t/"), "{e}");
+    }
+
+    #[test]
+    fn turning_projection_off_removes_its_parameters() {
+        let plain = def(&[("pid", DataType::Utf8)]);
+        let mut projected = plain.clone();
+        projected["Parameters"]["projection.enabled"] = json!("true");
+        projected["Parameters"]["storage.location.template"] = json!("s3://b/t/dt=${dt}/");
+        let on = evolve("db", &plain, &projected).unwrap();
+        assert_eq!(on.set.len(), 2);
+        let off = evolve("db", &projected, &plain).unwrap();
+        assert_eq!(off.removed, ["projection.enabled", "storage.location.template"]);
+        assert!(off.set.is_empty());
     }
 
     #[test]
@@ -605,7 +721,8 @@ mod tests {
         assert_eq!(p["projection.dt.type"], "date");
         assert_eq!(p["projection.dt.range"], "2025-06-30,NOW");
         assert_eq!(p["projection.dt.format"], "yyyy-MM-dd");
-        assert_eq!(p["projection.region.type"], "injected");
+        assert_eq!(p["projection.region.type"], "enum");
+        assert_eq!(p["projection.region.values"], "eu,us");
         assert_eq!(p["storage.location.template"], "s3://b/t/dt=${dt}/region=${region}/");
     }
 }

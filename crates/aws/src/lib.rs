@@ -40,8 +40,8 @@ pub enum AwsError {
     NoSuchTable { database: String, table: String },
     #[error("Athena query {id} {state}: {reason}")]
     QueryFailed { id: String, state: String, reason: String },
-    #[error("Athena query {id} was still {state} after {timeout:?}; it has been cancelled")]
-    Timeout { id: String, state: String, timeout: Duration },
+    #[error("Athena query {id} was still {state} after {timeout:?}; {}", if *cancelled { "it has been cancelled" } else { "cancelling it failed: stop it with `aws athena stop-query-execution`" })]
+    Timeout { id: String, state: String, timeout: Duration, cancelled: bool },
     /// A table definition or an argument that cannot be used.
     #[error("{0}")]
     Invalid(String),

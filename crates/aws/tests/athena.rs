@@ -138,8 +138,10 @@ async fn a_query_that_does_not_finish_in_time_is_cancelled() {
     let result = a.run("SELECT 1", &opts).await;
     let reset = json!({"model_name": "athena::execution"});
     assert_eq!(fleet_test_support::moto_api("/moto-api/state-manager/unset-transition", &reset.to_string()), 201);
-    let Err(AwsError::Timeout { id, state, timeout }) = result else { panic!("expected a timeout: {result:?}") };
-    assert_eq!((state.as_str(), timeout), ("QUEUED", Duration::from_secs(1)));
+    let Err(AwsError::Timeout { id, state, timeout, cancelled }) = result else {
+        panic!("expected a timeout: {result:?}")
+    };
+    assert_eq!((state.as_str(), timeout, cancelled), ("QUEUED", Duration::from_secs(1), true));
     // it was cancelled: waiting again reports that, with Athena's reason
     let again = a.wait(&id, Duration::from_secs(5)).await.unwrap_err();
     assert!(matches!(&again, AwsError::QueryFailed { state, .. } if state == "CANCELLED"), "{again}");
@@ -160,9 +162,11 @@ async fn ctas_writes_a_permanent_table_only_to_an_empty_location() {
     athena::ensure_empty(&location).await.unwrap();
     let exec = a.run(&sql, &options(&b)).await.unwrap();
     assert_eq!(exec.query, sql, "Athena received the CTAS statement");
-    assert_eq!(exec.statement_type.as_deref(), Some("DDL"));
     assert!(!exec.has_header_row());
-    assert_eq!(exec.cost_usd(), 0.0);
+    assert_eq!(exec.cost_usd(), 10.0 * 5.0 / (1u64 << 20) as f64, "CTAS is billed for what it scans");
+    let mut out = Export::collect();
+    let e = a.results_from_s3(&exec, &mut out).await.unwrap_err().to_string();
+    assert!(e.contains("is not a SELECT"), "{e}");
     fleet_store::Location::parse(&location).unwrap().put_bytes("part-0.parquet", b"x".to_vec()).await.unwrap();
     let e = athena::ensure_empty(&location).await.unwrap_err().to_string();
     assert_eq!(e, format!("{location} already holds 1 object(s); CTAS and UNLOAD write to an empty location"));

@@ -18,6 +18,9 @@ pub fn catalog(verb: &str, args: &[String]) -> anyhow::Result<String> {
             let m = options(args, &["location", "database", "table", "table-input"], &["projection"])?;
             let rt = runtime()?;
             if let Some(file) = m.get("table-input") {
+                if let Some(x) = ["location", "table", "projection"].into_iter().find(|x| m.contains_key(*x)) {
+                    bail!(Usage(format!("--{x} does not go with --table-input: the file defines the table")));
+                }
                 // a local catalog entry (`_runs/<run>/table_input.json`) as it is
                 let v: serde_json::Value = rt.block_on(read_json(file))?;
                 let database = m
@@ -46,12 +49,10 @@ pub fn catalog(verb: &str, args: &[String]) -> anyhow::Result<String> {
                 )["TableInput"]
                     .clone();
                 if m.contains_key("projection") || target.projection {
-                    let parts: Vec<fleet_contract::Partition> = fleet_parser::catalog::committed_partitions(&location)
-                        .await?
-                        .into_iter()
-                        .map(|p| p.partition)
-                        .collect();
-                    let seen: Vec<&fleet_contract::Partition> = parts.iter().collect();
+                    if found.partitions.is_empty() {
+                        bail!(Usage(format!("--projection: no key=value partition folders under {location}")));
+                    }
+                    let seen: Vec<&fleet_contract::Partition> = found.partitions.iter().collect();
                     for (k, v) in glue::projection_parameters(&location, &seen) {
                         ti["Parameters"][k] = serde_json::json!(v);
                     }
@@ -316,12 +317,13 @@ pub fn cleanup_tables(
         for t in g.list_tables(database).await? {
             let name = t["Name"].as_str().unwrap_or_default().to_string();
             let location = t["StorageDescriptor"]["Location"].as_str().unwrap_or_default().to_string();
-            let rel = location.strip_prefix(&root);
+            let rel = format!("{}/", location.trim_end_matches('/'));
+            let rel = rel.strip_prefix(&root);
             let verdict = if protected_tables.iter().any(|p| name.starts_with(p.as_str())) {
                 "kept (protected name)"
             } else if rel.is_none() {
                 "kept (outside root)"
-            } else if rel.is_some_and(|r| protected_prefixes.iter().any(|p| r.starts_with(p.as_str()))) {
+            } else if rel.is_some_and(|r| fleetctl::is_protected(r, protected_prefixes)) {
                 "kept (protected)"
             } else if execute {
                 g.drop_table(database, &name).await?;

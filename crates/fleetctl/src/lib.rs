@@ -314,6 +314,18 @@ pub async fn bench_parse(input: &str, threads: usize, max_bytes: u64) -> anyhow:
 /// The prefixes `fleetctl cleanup` never deletes unless told otherwise.
 pub const DEFAULT_PROTECTED: &[&str] = &["permanent/", "final-results/"];
 
+/// Whether `rel` (a path below the cleanup root, a folder ending in `/` or
+/// an object) is, holds or lies under one of the `protected` prefixes
+/// (written with or without a trailing `/`).
+pub fn is_protected(rel: &str, protected: &[String]) -> bool {
+    let rel = rel.trim_start_matches('/');
+    protected.iter().any(|p| {
+        let p = p.trim_matches('/');
+        let folder = format!("{p}/");
+        !p.is_empty() && (rel == p || rel.starts_with(&folder) || (rel.ends_with('/') && folder.starts_with(rel)))
+    })
+}
+
 /// Glue tables whose names start with these are never dropped by `cleanup`.
 pub const DEFAULT_PROTECTED_TABLES: &[&str] = &["permanent", "final_results"];
 
@@ -350,7 +362,7 @@ pub async fn cleanup(root: &str, protected: &[String], execute: bool) -> anyhow:
     }
     let mut out = Vec::new();
     for (prefix, objects) in groups {
-        let is_protected = protected.iter().any(|p| prefix.starts_with(p.as_str()) || p.starts_with(prefix.as_str()));
+        let is_protected = is_protected(&prefix, protected);
         let bytes = objects.iter().map(|(_, s)| s).sum();
         let uri = format!("{}/{prefix}", loc.uri());
         if is_protected {
@@ -372,4 +384,20 @@ pub async fn cleanup(root: &str, protected: &[String], execute: bool) -> anyhow:
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_protected;
+
+    #[test]
+    fn protected_prefixes_with_or_without_a_slash() {
+        let p = vec!["permanent".to_string(), "final-results/".to_string(), "runs/keep/".to_string()];
+        for rel in ["permanent/", "permanent/raw/", "final-results/x.parquet", "runs/", "runs/keep/t/", "permanent"] {
+            assert!(is_protected(rel, &p), "{rel}");
+        }
+        for rel in ["permanent2/", "tmp/", "final/", "runs/other/", "perm"] {
+            assert!(!is_protected(rel, &p), "{rel}");
+        }
+    }
 }

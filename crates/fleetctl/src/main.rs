@@ -248,16 +248,14 @@ fn catalog_cmd(args: Vec<String>) -> anyhow::Result<String> {
     }
     let m = options(rest, &["location", "database", "table"], &[])?;
     let location = m.get("location").cloned().ok_or_else(|| Usage("--location is required".into()))?;
-    let table = m.get("table").cloned().unwrap_or_else(|| {
-        location
-            .trim_end_matches('/')
-            .rsplit('/')
-            .next()
-            .unwrap_or("table")
-            .replace(['-', '.'], "_")
-            .to_ascii_lowercase()
-    });
-    let database = m.get("database").cloned().unwrap_or_else(|| "fleet".into());
+    let mut vars = RawVars::from_pairs(std::env::vars());
+    for (flag, var) in [("database", fleet_contract::vars::GLUE_DATABASE), ("table", fleet_contract::vars::GLUE_TABLE)]
+    {
+        if let Some(v) = m.get(flag) {
+            vars.0.insert(var.into(), v.clone());
+        }
+    }
+    let fleet_contract::GlueTarget { database, table, .. } = fleet_contract::GlueTarget::from_vars(&vars, &location)?;
     let found = runtime()?.block_on(fleet_parser::catalog::discover(&location))?;
     let partition =
         fleet_contract::Partition(found.partition_keys.iter().map(|k| (k.clone(), String::new())).collect());
@@ -415,7 +413,9 @@ fn run_cmd(args: Vec<String>) -> anyhow::Result<String> {
         }
         #[cfg(feature = "aws")]
         if cfg.glue.register {
-            let synced = aws_cmds::sync(&cfg.output, &cfg.glue, false).await?;
+            let synced = aws_cmds::sync(&cfg.output, &cfg.glue, false)
+                .await
+                .with_context(|| format!("{text}every shard succeeded, but registering the run in Glue failed"))?;
             return Ok(format!("{text}{synced}"));
         }
         Ok(text)

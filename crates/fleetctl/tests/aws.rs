@@ -86,7 +86,7 @@ fn the_s3_server_stopping_mid_run_registers_nothing() {
     let env =
         [("AWS_ENDPOINT_URL", server.endpoint.as_str()), ("FLEET_GLUE_DATABASE", db.as_str()), ("FLEET_THREADS", "1")];
     let mut child = Command::new(env!("CARGO_BIN_EXE_fleetctl"))
-        .args(["run", "feature-parser", "--shards", "2", "--retries", "0"])
+        .args(["run", "feature-parser", "--shards", "2", "--parallel", "1", "--retries", "0"])
         .args(["--input", &format!("{}/raw/", data.display()), "--output", "s3://fleet-cli-crash/features/"])
         .envs(env)
         .stdout(std::process::Stdio::piped())

@@ -67,6 +67,8 @@ pub struct Discovered {
     pub schema: Schema,
     /// Partition keys, in path order, from `key=value` folders.
     pub partition_keys: Vec<String>,
+    /// The partitions seen (distinct, sorted by path).
+    pub partitions: Vec<Partition>,
     pub files: usize,
 }
 
@@ -82,7 +84,7 @@ pub enum CatalogError {
     Incompatible { column: String, first: String, first_file: String, other: String, other_file: String },
     #[error("{file} has no Glue type for column `{column}` ({data_type})")]
     Unsupported { file: String, column: String, data_type: String },
-    #[error("{file}: partition folders {found:?} differ from {expected:?} of the first file")]
+    #[error("{file}: partition keys {found:?} differ from {expected:?}, the keys of the rest of the table")]
     Partitions { file: String, found: Vec<String>, expected: Vec<String> },
     #[error("{uri} is not a commit marker: {source}")]
     Marker { uri: String, source: serde_json::Error },
@@ -145,6 +147,7 @@ pub async fn discover(uri: &str) -> Result<Discovered, CatalogError> {
     let base = fleet_store::Location::parse(uri)?;
     let mut union = SchemaUnion::default();
     let mut keys: Option<Vec<String>> = None;
+    let mut partitions = std::collections::BTreeSet::new();
     let mut files = 0;
     for obj in objs.iter().filter(|o| o.name().ends_with(".parquet")) {
         let file = obj.uri();
@@ -152,6 +155,10 @@ pub async fn discover(uri: &str) -> Result<Discovered, CatalogError> {
             obj.path.as_ref().strip_prefix(base.path().as_ref()).unwrap_or(obj.path.as_ref()).trim_start_matches('/');
         let found: Vec<String> =
             rel.split('/').filter_map(|seg| seg.split_once('=').map(|(k, _)| k.to_string())).collect();
+        let folders: Vec<&str> = rel.split('/').filter(|seg| seg.contains('=')).collect();
+        if let Some(p) = Partition::parse(&folders.join("/")) {
+            partitions.insert(p.path());
+        }
         match &keys {
             None => keys = Some(found),
             Some(k) if *k != found => {
@@ -165,7 +172,12 @@ pub async fn discover(uri: &str) -> Result<Discovered, CatalogError> {
     if files == 0 {
         return Err(CatalogError::Empty { uri: uri.to_string() });
     }
-    Ok(Discovered { schema: union.into_schema(), partition_keys: keys.unwrap_or_default(), files })
+    Ok(Discovered {
+        schema: union.into_schema(),
+        partition_keys: keys.unwrap_or_default(),
+        partitions: partitions.iter().filter_map(|p| Partition::parse(p)).collect(),
+        files,
+    })
 }
 
 /// A partition of a table as its commit markers describe it.
@@ -200,16 +212,18 @@ impl CommittedPartition {
 
 /// The partitions under a table location that have commit markers
 /// (`<partition>/_commits/shard-NNNNN-of-MMMMM.json`), sorted by path. A
-/// partition is complete when all shards of one shard count committed; a
-/// partition written again with another shard count is judged by the most
-/// complete set.
+/// partition is complete when every shard of one shard count committed; a
+/// partition written again with another shard count is judged by the shard
+/// count of its newest marker.
 pub async fn committed_partitions(table_uri: &str) -> Result<Vec<CommittedPartition>, CatalogError> {
     use futures::{StreamExt, TryStreamExt};
     use std::collections::BTreeMap;
 
     let table = fleet_store::Location::parse(table_uri)?;
     let base = table.uri().trim_end_matches('/').to_string();
-    let mut found: BTreeMap<String, BTreeMap<u32, Vec<(u32, object_store::path::Path)>>> = BTreeMap::new();
+    // partition → shard count → shard index → (marker, when written)
+    type Markers = BTreeMap<u32, BTreeMap<u32, (object_store::path::Path, i64)>>;
+    let mut found: BTreeMap<String, Markers> = BTreeMap::new();
     for meta in table.list().await? {
         let key = meta.location.as_ref();
         let rel = key.strip_prefix(table.path().as_ref()).unwrap_or(key).trim_start_matches('/');
@@ -218,17 +232,21 @@ pub async fn committed_partitions(table_uri: &str) -> Result<Vec<CommittedPartit
         if Partition::parse(part).is_none() {
             continue;
         }
-        found.entry(part.to_string()).or_default().entry(count).or_default().push((index, meta.location.clone()));
+        let stamp = meta.last_modified.timestamp_millis();
+        found.entry(part.to_string()).or_default().entry(count).or_default().insert(index, (meta.location, stamp));
     }
     let mut out = Vec::new();
     for (part, by_count) in found {
-        // the complete set with the most shards, else the set with the most markers
-        let (count, paths) = by_count
+        // The shard count of the newest marker wins: a partition written
+        // again with another shard count is judged by the latest run only,
+        // never by an older complete set.
+        let (count, markers) = by_count
             .into_iter()
-            .max_by_key(|(count, v)| (v.len() == *count as usize, v.len(), *count))
+            .max_by_key(|(_, m)| m.values().map(|(_, t)| *t).max())
             .expect("a partition has at least one marker");
+        let paths: Vec<object_store::path::Path> = markers.into_values().map(|(p, _)| p).collect();
         let markers: Vec<CommitMarker> = futures::stream::iter(paths)
-            .map(|(_, path)| {
+            .map(|path| {
                 let table = &table;
                 async move {
                     let bytes = table.get_path(&path).await?;
