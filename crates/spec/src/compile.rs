@@ -111,6 +111,9 @@ pub struct Program {
     pub keywords: Vec<KeywordTable>,
     pub steps: Vec<Step>,
     pub n_locals: usize,
+    /// The member names the spec reads (`x.name`), by id: one scan of an
+    /// object finds all of them (see `FieldCache`).
+    pub field_keys: Vec<Box<str>>,
 }
 
 struct Def {
@@ -150,6 +153,7 @@ pub fn compile(stmts: Vec<Stmt>) -> Result<Program, SpecError> {
             keywords: vec![],
             steps: vec![],
             n_locals: 0,
+            field_keys: vec![],
         },
         names: HashMap::new(),
         defs: HashMap::new(),
@@ -327,7 +331,14 @@ impl Compiler {
                     }
                 }
             }
-            Ast::Field(inner, f) => Expr::Field(b(self, inner)?, f.clone().into()),
+            Ast::Field(inner, f) => {
+                let keys = &mut self.prog.field_keys;
+                let id = keys.iter().position(|k| **k == **f).unwrap_or_else(|| {
+                    keys.push(f.clone().into());
+                    keys.len() - 1
+                });
+                Expr::Field(b(self, inner)?, f.clone().into(), id)
+            }
             Ast::Index(inner, i) => Expr::Index(b(self, inner)?, *i),
             Ast::Spread(_) => {
                 return err(n.pos, "`[*]` is only allowed as an argument of keyword_rank() or after `in`");

@@ -115,9 +115,9 @@ impl<'a> Cx<'a, '_> {
             Expr::JsonRoot(i) => self.roots[*i].clone(),
             Expr::Local(i) => self.locals[*i].clone(),
             Expr::Slot(i) => self.slots[*i].clone(),
-            Expr::Field(inner, key) => {
+            Expr::Field(inner, key, id) => {
                 let v = self.eval(inner);
-                self.fields.field(&v, key)
+                self.fields.field(&v, key, *id)
             }
             Expr::Index(inner, i) => {
                 let v = self.eval(inner);

@@ -400,6 +400,7 @@ impl Evaluator {
         ws.tapes.resize_with(json.len(), || Tape(Vec::new()));
         let mut out = Evaluated { columns: vec![], rejects: vec![], rows_rejected: 0, json_bytes: 0 };
         let roots_kind = &prog.json_roots;
+        ws.fields.prepare(&prog.field_keys);
         for row in rows {
             let Workspace { parsers, tapes, roots, slots, locals, fields } = ws;
             fields.next_row();

@@ -33,7 +33,7 @@ impl<'a> Val<'a> {
         }
     }
     /// The value of the tape node that starts `nodes`.
-    #[inline]
+    #[inline(always)]
     pub fn from_tape(nodes: &'a [Node<'a>]) -> Val<'a> {
         match nodes[0] {
             Node::String(s) => Val::Str(Cow::Borrowed(s)),
@@ -82,7 +82,7 @@ pub struct ArrayIter<'a> {
 
 impl<'a> Iterator for ArrayIter<'a> {
     type Item = Val<'a>;
-    #[inline]
+    #[inline(always)]
     fn next(&mut self) -> Option<Val<'a>> {
         let first = self.rest.first()?;
         let (head, tail) = self.rest.split_at(span(first));
@@ -109,49 +109,116 @@ pub fn field_range(nodes: &[Node<'_>], key: &str) -> Option<std::ops::Range<usiz
     found
 }
 
-/// Member look-ups of the current row, remembered by (object, key) identity:
-/// a spec reads the same member of an element several times, and every
-/// look-up scans all keys (the last duplicate wins). Entries of earlier rows
-/// are told apart by a generation number.
+/// Member look-ups of the current row. The first look-up in an object scans
+/// its members once and records where every member the spec reads is (the
+/// last duplicate wins); later look-ups of any of those members in the same
+/// object are one table read. Entries of earlier rows are told apart by a
+/// generation number.
 #[derive(Debug, Clone)]
 pub struct FieldCache {
     generation: u32,
-    slots: Box<[CachedField]>,
+    /// The spec's member names (`Program::field_keys`), by id.
+    keys: Vec<Box<str>>,
+    /// (key length mod 32, first byte) → first key id + 1 with that shape (0: none).
+    shape: Box<[u8]>,
+    /// The next key id + 1 with the same shape (0: none).
+    next: Vec<u8>,
+    objects: Box<[ObjectEntry]>,
 }
 
-/// (generation, object address, key address, value start, value length; 0 = no such key)
-type CachedField = (u32, usize, usize, u32, u32);
+/// Members the object index holds; a spec reading more names looks the
+/// others up by scanning.
+const INDEXED: usize = 16;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct ObjectEntry {
+    generation: u32,
+    object: usize,
+    /// (value start, value length) per key id; length 0: no such member.
+    at: [(u32, u32); INDEXED],
+}
 
 impl Default for FieldCache {
     fn default() -> Self {
-        Self { generation: 1, slots: vec![(0, 0, 0, 0, 0); 256].into_boxed_slice() }
+        Self {
+            generation: 1,
+            keys: Vec::new(),
+            shape: vec![0; 32 * 256].into_boxed_slice(),
+            next: Vec::new(),
+            objects: vec![ObjectEntry::default(); 256].into_boxed_slice(),
+        }
     }
 }
 
 impl FieldCache {
+    /// Sets the member names of the spec about to be evaluated.
+    pub fn prepare(&mut self, keys: &[Box<str>]) {
+        if self.keys == keys {
+            return;
+        }
+        self.keys = keys.to_vec();
+        self.shape.fill(0);
+        self.next = vec![0; keys.len()];
+        for (id, k) in keys.iter().enumerate().take(INDEXED).rev() {
+            let s = bucket(k.as_bytes());
+            self.next[id] = self.shape[s];
+            self.shape[s] = id as u8 + 1;
+        }
+        self.objects.fill(ObjectEntry::default());
+        self.generation = 1;
+    }
+
     /// Forgets every entry (a new row reuses the same tape memory).
     pub fn next_row(&mut self) {
         self.generation = self.generation.wrapping_add(1);
         if self.generation == 0 {
-            self.slots.fill((0, 0, 0, 0, 0));
+            self.objects.fill(ObjectEntry::default());
             self.generation = 1;
         }
     }
 
+    /// `v.key`, where `id` is `key`'s index in the spec's member names.
     #[inline]
-    pub fn field<'a>(&mut self, v: &Val<'a>, key: &str) -> Val<'a> {
+    pub fn field<'a>(&mut self, v: &Val<'a>, key: &str, id: usize) -> Val<'a> {
         let Val::Json(nodes) = v else { return Val::Null };
-        let (obj, k) = (nodes.as_ptr() as usize, key.as_ptr() as usize);
-        let h = ((obj >> 4) ^ (k >> 3).wrapping_mul(0x9E37_79B9)) & (self.slots.len() - 1);
-        let e = &mut self.slots[h];
-        if e.0 == self.generation && e.1 == obj && e.2 == k {
-            return if e.4 == 0 { Val::Null } else { Val::from_tape(&nodes[e.3 as usize..(e.3 + e.4) as usize]) };
+        if id >= INDEXED || id >= self.keys.len() {
+            return field_range(nodes, key).map_or(Val::Null, |r| Val::from_tape(&nodes[r]));
         }
-        let r = field_range(nodes, key);
-        let (start, len) = r.as_ref().map_or((0, 0), |r| (r.start as u32, r.len() as u32));
-        *e = (self.generation, obj, k, start, len);
-        r.map_or(Val::Null, |r| Val::from_tape(&nodes[r]))
+        let obj = nodes.as_ptr() as usize;
+        let h = ((obj >> 4) ^ (obj >> 12)) & (self.objects.len() - 1);
+        let generation = self.generation;
+        if self.objects[h].generation != generation || self.objects[h].object != obj {
+            let Node::Object { len, .. } = nodes[0] else { return Val::Null };
+            let FieldCache { keys, shape, next, objects, .. } = self;
+            let e = &mut objects[h];
+            (e.generation, e.object, e.at) = (generation, obj, [(0, 0); INDEXED]);
+            // one scan of the object: where is every member the spec reads
+            let mut idx = 1;
+            for _ in 0..len {
+                let Node::String(k) = nodes[idx] else { break };
+                idx += 1;
+                let n = span(&nodes[idx]);
+                let mut id = shape[bucket(k.as_bytes())];
+                while id != 0 {
+                    let i = usize::from(id - 1);
+                    if same_key(&keys[i], k) {
+                        e.at[i] = (idx as u32, n as u32);
+                        break;
+                    }
+                    id = next[i];
+                }
+                idx += n;
+            }
+        }
+        let (start, len) = self.objects[h].at[id];
+        if len == 0 { Val::Null } else { Val::from_tape(&nodes[start as usize..(start + len) as usize]) }
     }
+}
+
+/// The bucket of a member name in `FieldCache::shape`.
+#[inline(always)]
+fn bucket(k: &[u8]) -> usize {
+    (k.len() & 31) * 256 + usize::from(k.first().copied().unwrap_or(0))
 }
 
 /// Key equality without a `memcmp` call for the short keys JSON documents use.
@@ -276,7 +343,8 @@ pub enum Expr {
     JsonRoot(usize),
     Local(usize),
     Slot(usize),
-    Field(Box<Expr>, Box<str>),
+    /// `inner.key`; the id indexes `Program::field_keys`.
+    Field(Box<Expr>, Box<str>, usize),
     Index(Box<Expr>, i64),
     Spread(Box<Expr>),
     Neg(Box<Expr>),
@@ -284,7 +352,21 @@ pub enum Expr {
     Bin(BinOp, Box<Expr>, Box<Expr>),
     IsNull(Box<Expr>, bool),
     Call(Func, Vec<Expr>),
-    Bind { slot: usize, value: Box<Expr>, body: Box<Expr> },
-    Agg { kind: Agg, value: Box<Expr>, var: usize, seq: Box<Expr>, cond: Option<Box<Expr>> },
-    KeywordRank { table: usize, args: Vec<Expr>, default: Option<i64> },
+    Bind {
+        slot: usize,
+        value: Box<Expr>,
+        body: Box<Expr>,
+    },
+    Agg {
+        kind: Agg,
+        value: Box<Expr>,
+        var: usize,
+        seq: Box<Expr>,
+        cond: Option<Box<Expr>>,
+    },
+    KeywordRank {
+        table: usize,
+        args: Vec<Expr>,
+        default: Option<i64>,
+    },
 }
