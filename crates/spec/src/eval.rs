@@ -1,6 +1,5 @@
 //! Expression evaluation over one row.
 
-use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use arrow_array::{
@@ -9,7 +8,7 @@ use arrow_array::{
 };
 
 use crate::compile::{KeywordTable, Program};
-use crate::text::{Ymd, ascii_lower, for_each_word, parse_date};
+use crate::text::{Ymd, for_each_word, parse_date};
 use crate::value::{Agg, BinOp, Const, Expr, FieldCache, Func, Val, compare, elements, equal, index};
 
 /// A typed view of one input column of the current batch.
@@ -50,9 +49,7 @@ impl<'a> Column<'a> {
     }
     pub fn get(&self, row: usize) -> Val<'a> {
         match self {
-            Column::Utf8(_) | Column::LargeUtf8(_) | Column::Utf8View(_) => {
-                self.str(row).map_or(Val::Null, |s| Val::Str(Cow::Borrowed(s)))
-            }
+            Column::Utf8(_) | Column::LargeUtf8(_) | Column::Utf8View(_) => self.str(row).map_or(Val::Null, Val::Str),
             Column::I8(a) => get!(a, row, |v| Val::Int(i64::from(v))),
             Column::I16(a) => get!(a, row, |v| Val::Int(i64::from(v))),
             Column::I32(a) => get!(a, row, |v| Val::Int(i64::from(v))),
@@ -85,6 +82,8 @@ pub struct Cx<'a, 'e> {
     pub locals: &'e mut [Val<'a>],
     pub fields: &'e mut FieldCache,
     pub ref_date: Ymd,
+    /// Strings made while evaluating the row (`lower`, `upper`).
+    pub arena: &'a bumpalo::Bump,
 }
 
 fn truthy(v: &Val<'_>) -> bool {
@@ -109,12 +108,12 @@ impl<'a> Cx<'a, '_> {
                 Const::Bool(b) => Val::Bool(*b),
                 Const::Int(i) => Val::Int(*i),
                 Const::Float(f) => Val::Float(*f),
-                Const::Str(s) => Val::Str(Cow::Borrowed(s)),
+                Const::Str(s) => Val::Str(s),
             },
             Expr::Input(i) => self.inputs[*i].get(self.row),
-            Expr::JsonRoot(i) => self.roots[*i].clone(),
-            Expr::Local(i) => self.locals[*i].clone(),
-            Expr::Slot(i) => self.slots[*i].clone(),
+            Expr::JsonRoot(i) => self.roots[*i],
+            Expr::Local(i) => self.locals[*i],
+            Expr::Slot(i) => self.slots[*i],
             Expr::Field(inner, key, id) => {
                 let v = self.eval(inner);
                 self.fields.field(&v, key, *id)
@@ -154,11 +153,11 @@ impl<'a> Cx<'a, '_> {
                 let v = self.eval(inner);
                 for el in elements(&v) {
                     if let Val::Str(s) = el {
-                        rank_text(t, &s, &mut best);
+                        rank_text(t, s, &mut best);
                     }
                 }
             } else if let Val::Str(s) = self.eval(a) {
-                rank_text(t, &s, &mut best);
+                rank_text(t, s, &mut best);
             }
         }
         best.or(default).map_or(Val::Null, Val::Int)
@@ -235,7 +234,7 @@ impl<'a> Cx<'a, '_> {
             _ => {
                 let a = self.eval(&args[0]);
                 let b = if args.len() > 1 { self.eval(&args[1]) } else { Val::Null };
-                scalar(f, a, b)
+                scalar(f, a, b, self.arena)
             }
         }
     }
@@ -266,8 +265,7 @@ impl<'a> Cx<'a, '_> {
                         Some((k, _)) => compare(&v, k) == Some(want),
                     };
                     if replace {
-                        let el =
-                            if matches!(kind, Agg::MaxBy | Agg::MinBy) { self.locals[var].clone() } else { Val::Null };
+                        let el = if matches!(kind, Agg::MaxBy | Agg::MinBy) { self.locals[var] } else { Val::Null };
                         best = Some((v, el));
                     }
                 }
@@ -346,22 +344,28 @@ fn arith<'a>(op: BinOp, a: &Val<'a>, b: &Val<'a>) -> Val<'a> {
     if r.is_finite() { Val::Float(r) } else { Val::Null }
 }
 
-fn scalar<'a>(f: Func, a: Val<'a>, b: Val<'a>) -> Val<'a> {
+fn scalar<'a>(f: Func, a: Val<'a>, b: Val<'a>, arena: &'a bumpalo::Bump) -> Val<'a> {
     match (f, a) {
         (Func::Len, Val::Json(nodes)) => match nodes[0] {
             simd_json::Node::Array { len, .. } | simd_json::Node::Object { len, .. } => Val::Int(len as i64),
             _ => Val::Null,
         },
-        (Func::Lower, Val::Str(s)) => Val::Str(match s {
-            Cow::Borrowed(b) => ascii_lower(b),
-            Cow::Owned(o) => Cow::Owned(o.to_ascii_lowercase()),
+        (Func::Lower, Val::Str(s)) => Val::Str(if s.bytes().any(|b| b.is_ascii_uppercase()) {
+            let t = arena.alloc_str(s);
+            t.make_ascii_lowercase();
+            t
+        } else {
+            s
         }),
-        (Func::Upper, Val::Str(s)) => Val::Str(Cow::Owned(s.to_ascii_uppercase())),
-        (Func::Trim, Val::Str(s)) => Val::Str(match s {
-            Cow::Borrowed(b) => Cow::Borrowed(b.trim_matches(is_space)),
-            Cow::Owned(o) => Cow::Owned(o.trim_matches(is_space).to_string()),
+        (Func::Upper, Val::Str(s)) => Val::Str(if s.bytes().any(|b| b.is_ascii_lowercase()) {
+            let t = arena.alloc_str(s);
+            t.make_ascii_uppercase();
+            t
+        } else {
+            s
         }),
-        (Func::Date, Val::Str(s)) => parse_date(&s).map_or(Val::Null, Val::Date),
+        (Func::Trim, Val::Str(s)) => Val::Str(s.trim_matches(is_space)),
+        (Func::Date, Val::Str(s)) => parse_date(s).map_or(Val::Null, Val::Date),
         (Func::Date, d @ Val::Date(_)) => d,
         (Func::Year, Val::Date(d)) => Val::Int(i64::from(d.year())),
         (Func::Month, Val::Date(d)) => Val::Int(i64::from(d.month())),

@@ -228,6 +228,8 @@ pub struct Workspace {
     slots: Vec<Val<'static>>,
     locals: Vec<Val<'static>>,
     fields: value::FieldCache,
+    /// Strings made during a row, freed all at once before the next.
+    arena: bumpalo::Bump,
 }
 
 /// A spec bound to an input schema and a reference date.
@@ -299,7 +301,7 @@ impl Builder {
             ),
             Builder::Str(b) => {
                 let s: Option<std::borrow::Cow<'_, str>> = match v {
-                    Val::Str(s) => Some(std::borrow::Cow::Borrowed(s.as_ref())),
+                    Val::Str(s) => Some(std::borrow::Cow::Borrowed(*s)),
                     Val::Int(i) => Some(i.to_string().into()),
                     Val::Float(f) => Some(f.to_string().into()),
                     Val::Date(d) => Some(d.to_string().into()),
@@ -402,8 +404,10 @@ impl Evaluator {
         let roots_kind = &prog.json_roots;
         ws.fields.prepare(&prog.field_keys);
         for row in rows {
-            let Workspace { parsers, tapes, roots, slots, locals, fields } = ws;
+            let Workspace { parsers, tapes, roots, slots, locals, fields, arena } = ws;
             fields.next_row();
+            arena.reset();
+            let arena = &*arena;
             // The tapes, emptied and re-lent for this row's lifetime (no allocation).
             let mut live: Vec<Tape<'_>> = std::mem::take(tapes).into_iter().map(Tape::reset).collect();
             let mut rejected = 0u64;
@@ -461,6 +465,7 @@ impl Evaluator {
                         locals: &mut row_locals,
                         fields,
                         ref_date: self.reference_date,
+                        arena,
                     };
                     cx.eval(&step.expr)
                 };
@@ -493,7 +498,7 @@ impl Evaluator {
 
     fn id(&self, inputs: &[Column<'_>], row: usize) -> String {
         match self.spec.prog.id.map(|i| inputs[i].get(row)) {
-            Some(Val::Str(s)) => s.into_owned(),
+            Some(Val::Str(s)) => s.to_string(),
             Some(Val::Int(i)) => i.to_string(),
             _ => String::new(),
         }

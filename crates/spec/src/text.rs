@@ -97,15 +97,6 @@ pub fn for_each_word(text: &str, mut f: impl FnMut(Option<&[u8]>)) {
     }
 }
 
-/// Lower-cases ASCII letters only, leaving every other character as it is.
-pub fn ascii_lower(s: &str) -> std::borrow::Cow<'_, str> {
-    if s.bytes().any(|b| b.is_ascii_uppercase()) {
-        std::borrow::Cow::Owned(s.to_ascii_lowercase())
-    } else {
-        std::borrow::Cow::Borrowed(s)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

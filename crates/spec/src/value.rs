@@ -1,22 +1,22 @@
 //! Runtime values and the compiled expression tree.
 
-use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use simd_json::{Node, StaticNode};
 
 use crate::text::Ymd;
 
-/// A value during evaluation. JSON strings and input strings are borrowed;
-/// JSON arrays and objects stay on the tape (`Json` is the node and its
-/// children).
-#[derive(Debug, Clone)]
+/// A value during evaluation. Strings are borrowed from the input, the tape
+/// or the row's arena (strings made by `lower`, `upper`, `trim`); JSON arrays
+/// and objects stay on the tape (`Json` is the node and its children). A
+/// plain copyable value: reading a local or a feature copies 24 bytes.
+#[derive(Debug, Clone, Copy)]
 pub enum Val<'a> {
     Null,
     Bool(bool),
     Int(i64),
     Float(f64),
-    Str(Cow<'a, str>),
+    Str(&'a str),
     Date(Ymd),
     Json(&'a [Node<'a>]),
 }
@@ -36,7 +36,7 @@ impl<'a> Val<'a> {
     #[inline(always)]
     pub fn from_tape(nodes: &'a [Node<'a>]) -> Val<'a> {
         match nodes[0] {
-            Node::String(s) => Val::Str(Cow::Borrowed(s)),
+            Node::String(s) => Val::Str(s),
             Node::Static(StaticNode::Null) => Val::Null,
             Node::Static(StaticNode::Bool(b)) => Val::Bool(b),
             Node::Static(StaticNode::I64(i)) => Val::Int(i),
@@ -254,7 +254,7 @@ pub fn compare(a: &Val<'_>, b: &Val<'_>) -> Option<Ordering> {
     match (a, b) {
         (Val::Int(x), Val::Int(y)) => Some(x.cmp(y)),
         (Val::Int(_) | Val::Float(_), Val::Int(_) | Val::Float(_)) => a.as_f64()?.partial_cmp(&b.as_f64()?),
-        (Val::Str(x), Val::Str(y)) => Some(x.as_ref().cmp(y.as_ref())),
+        (Val::Str(x), Val::Str(y)) => Some(x.cmp(y)),
         (Val::Date(x), Val::Date(y)) => Some(x.cmp(y)),
         (Val::Bool(x), Val::Bool(y)) => Some(x.cmp(y)),
         _ => None,
