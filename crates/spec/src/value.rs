@@ -265,6 +265,8 @@ pub fn compare(a: &Val<'_>, b: &Val<'_>) -> Option<Ordering> {
 pub fn equal(a: &Val<'_>, b: &Val<'_>) -> bool {
     match (a, b) {
         (Val::Json(x), Val::Json(y)) => std::ptr::eq(*x, *y),
+        // lengths first: most distinct strings differ in length, and no memcmp call
+        (Val::Str(x), Val::Str(y)) => x.len() == y.len() && (x.is_empty() || x.as_bytes() == y.as_bytes()),
         _ => compare(a, b) == Some(Ordering::Equal),
     }
 }
