@@ -233,6 +233,11 @@ impl<'a> Cx<'a, '_> {
             Func::RefDate => Val::Date(self.ref_date),
             _ => {
                 let a = self.eval(&args[0]);
+                if f == Func::Date
+                    && let Val::Str(s) = a
+                {
+                    return self.fields.date(s).map_or(Val::Null, Val::Date);
+                }
                 let b = if args.len() > 1 { self.eval(&args[1]) } else { Val::Null };
                 scalar(f, a, b, self.arena)
             }

@@ -124,7 +124,14 @@ pub struct FieldCache {
     /// The next key id + 1 with the same shape (0: none).
     next: Vec<u8>,
     objects: Box<[ObjectEntry]>,
+    /// `date(s)` of the row's strings, by address: a spec parses the same
+    /// date member for several features (a job's start for four of them).
+    dates: Box<[DateEntry]>,
 }
+
+/// (generation, string address, string length, the date or `NO_DATE`).
+type DateEntry = (u32, usize, usize, i32);
+const NO_DATE: i32 = i32::MIN;
 
 /// Members the object index holds; a spec reading more names looks the
 /// others up by scanning.
@@ -146,6 +153,7 @@ impl Default for FieldCache {
             shape: vec![0; 32 * 256].into_boxed_slice(),
             next: Vec::new(),
             objects: vec![ObjectEntry::default(); 256].into_boxed_slice(),
+            dates: vec![(0, 0, 0, NO_DATE); 256].into_boxed_slice(),
         }
     }
 }
@@ -173,8 +181,23 @@ impl FieldCache {
         self.generation = self.generation.wrapping_add(1);
         if self.generation == 0 {
             self.objects.fill(ObjectEntry::default());
+            self.dates.fill((0, 0, 0, NO_DATE));
             self.generation = 1;
         }
+    }
+
+    /// `date(s)`, remembered for the row by the string's address.
+    #[inline]
+    pub fn date(&mut self, s: &str) -> Option<Ymd> {
+        let p = s.as_ptr() as usize;
+        let h = ((p >> 3) ^ (p >> 11)) & (self.dates.len() - 1);
+        let e = &mut self.dates[h];
+        if e.0 == self.generation && e.1 == p && e.2 == s.len() {
+            return (e.3 != NO_DATE).then_some(Ymd(e.3));
+        }
+        let d = crate::text::parse_date(s);
+        *e = (self.generation, p, s.len(), d.map_or(NO_DATE, |d| d.0));
+        d
     }
 
     /// `v.key`, where `id` is `key`'s index in the spec's member names.
