@@ -273,29 +273,58 @@ async fn process(fp: &FeatureParser, mine: &[InputObject], progress: &Progress) 
         bytes_read: 0,
         files: vec![],
     };
-    for obj in mine {
-        let uri = obj.uri();
-        let format = match cfg.input_format {
-            CfgFormat::Auto => InputFormat::from_name(obj.name()),
-            CfgFormat::Parquet => InputFormat::Parquet,
-            CfgFormat::Ndjson => InputFormat::Ndjson,
-        };
-        let mut stream = open_batches(obj, format, &columns, ndjson_schema.clone(), cfg.batch_rows).await?;
-        let key = layout::data_key(&cfg.partition, &uri);
-        let mut sink = ParquetSink::create(&fp.output, fp.output.join(&key)?, schema.clone(), &opts)?;
-        let (tx, mut rx) = tokio::sync::mpsc::channel(2);
-        let reader = tokio::spawn(async move {
-            while let Some(b) = stream.next().await {
-                if tx.send(b).await.is_err() {
-                    break;
+    // One reader for all the shard's objects, in order, so that the next
+    // object is opened and decoded while the last batches of this one are
+    // still being evaluated. `None` ends an object.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(usize, Option<fleet_store::Result<RecordBatch>>)>(2);
+    let reader = {
+        let objects = mine.to_vec();
+        let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+        let (input_format, batch_rows) = (cfg.input_format, cfg.batch_rows);
+        tokio::spawn(async move {
+            let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+            for (i, obj) in objects.iter().enumerate() {
+                let format = match input_format {
+                    CfgFormat::Auto => InputFormat::from_name(obj.name()),
+                    CfgFormat::Parquet => InputFormat::Parquet,
+                    CfgFormat::Ndjson => InputFormat::Ndjson,
+                };
+                let mut stream = match open_batches(obj, format, &columns, ndjson_schema.clone(), batch_rows).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = tx.send((i, Some(Err(e)))).await;
+                        return;
+                    }
+                };
+                while let Some(b) = stream.next().await {
+                    let failed = b.is_err();
+                    if tx.send((i, Some(b))).await.is_err() || failed {
+                        return;
+                    }
+                }
+                if tx.send((i, None)).await.is_err() {
+                    return;
                 }
             }
-        });
+        })
+    };
+    for (i, obj) in mine.iter().enumerate() {
+        let uri = obj.uri();
+        let key = layout::data_key(&cfg.partition, &uri);
+        let mut sink = ParquetSink::create(&fp.output, fp.output.join(&key)?, schema.clone(), &opts)?;
         let mut evaluator: Option<Evaluator> = None;
         let mut pending: Option<(u64, tokio::task::JoinHandle<Result<Evaluated, ParserError>>)> = None;
         let mut rows_in_obj = 0u64;
         loop {
-            let next = match rx.recv().await {
+            let got = match rx.recv().await {
+                Some((j, got)) => {
+                    debug_assert_eq!(i, j, "batches arrive object by object");
+                    got
+                }
+                // the reader stopped early: it sent the error that stopped it
+                None => return Err(ParserError::Pool(format!("the reader of {uri} stopped"))),
+            };
+            let next = match got {
                 Some(batch) => {
                     let batch = batch?;
                     if evaluator.is_none() {
@@ -335,12 +364,12 @@ async fn process(fp: &FeatureParser, mine: &[InputObject], progress: &Progress) 
                 break;
             }
         }
-        reader.await.map_err(|e| ParserError::Pool(e.to_string()))?;
         let stats = sink.close().await?;
         t.bytes_read += obj.size;
         info!(source = %uri, file = %stats.uri, rows = stats.rows, bytes = stats.bytes, "Wrote a data file.");
         t.files.push(CommittedFile { key, source: uri, rows: stats.rows, bytes: stats.bytes, crc32c: stats.crc32c });
     }
+    reader.await.map_err(|e| ParserError::Pool(e.to_string()))?;
     rejects_sink.close().await?;
     Ok(t)
 }

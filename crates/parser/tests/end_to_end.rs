@@ -329,6 +329,23 @@ async fn the_reject_threshold_fails_after_writing_and_does_not_commit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_later_input_fails_the_run_after_the_earlier_ones_and_commits_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let raw = Location::parse(&format!("{}/raw/", tmp.path().display())).unwrap();
+    Generator::new(Profile::Typical).with_rows(3000).with_files(2).write(&raw, None).await.unwrap();
+    // sorts after the good files: read ahead while they are still being evaluated
+    std::fs::write(tmp.path().join("raw/zz-broken.parquet"), b"PAR1 this is not a Parquet file").unwrap();
+    let output = format!("{}/features/", tmp.path().display());
+    let err = run(config(&(raw.uri() + "/"), &output, &[])).await.unwrap_err();
+    let text = anyhow_chain(&err);
+    assert!(text.contains("zz-broken.parquet"), "{text}");
+    assert_eq!(err.exit_code(), 1, "{text}");
+    let part = tmp.path().join("features/dt=2025-07-01");
+    assert_eq!(features_by_pid(&part).len(), 3000, "the good inputs were written");
+    assert!(!part.join("_commits/shard-00000-of-00001.json").exists(), "no commit marker");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ndjson_input_gives_the_same_features_as_parquet() {
     let tmp = tempfile::tempdir().unwrap();
     let pq = Location::parse(&format!("{}/pq/", tmp.path().display())).unwrap();
