@@ -395,3 +395,52 @@ pub enum Expr {
         default: Option<i64>,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(v: Val<'_>) -> String {
+        match v {
+            Val::Null => "null".into(),
+            Val::Int(i) => i.to_string(),
+            Val::Str(s) => s.to_string(),
+            Val::Json(_) => v.type_name().into(),
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_object_index_agrees_with_a_scan_for_every_key() {
+        // 20 member names: ids 16.. are beyond the index and looked up by scanning
+        let keys: Vec<Box<str>> = (0..20).map(|i| format!("k{i}").into()).collect();
+        let mut doc = String::from("[{");
+        for i in 0..20 {
+            doc.push_str(&format!("\"k{i}\": {i}, "));
+        }
+        // duplicates: the last wins; an unknown key; a nested value to skip over
+        doc.push_str(
+            "\"k3\": \"again\", \"k17\": \"late\", \"other\": [1, {\"k1\": 0}], \"k5\": {\"x\": 1}}, {\"k0\": 7}, 5]",
+        );
+        let mut bytes = doc.into_bytes();
+        let tape = simd_json::to_tape(&mut bytes).unwrap();
+        let root = Val::from_tape(&tape.0);
+        let items: Vec<Val<'_>> = elements(&root).collect();
+        let mut cache = FieldCache::default();
+        cache.prepare(&keys);
+        for round in 0..2 {
+            for (id, k) in keys.iter().enumerate() {
+                let Val::Json(nodes) = items[0] else { panic!() };
+                let scanned = field_range(nodes, k).map_or(Val::Null, |r| Val::from_tape(&nodes[r]));
+                assert_eq!(text(cache.field(&items[0], k, id)), text(scanned), "{k}, round {round}");
+            }
+            assert_eq!(text(cache.field(&items[1], "k0", 0)), "7");
+            assert_eq!(text(cache.field(&items[1], "k1", 1)), "null");
+            assert_eq!(text(cache.field(&items[2], "k0", 0)), "null", "not an object");
+            cache.next_row();
+        }
+        assert_eq!(text(cache.field(&items[0], "k3", 3)), "again");
+        assert_eq!(text(cache.field(&items[0], "k17", 17)), "late");
+        assert_eq!(text(cache.field(&items[0], "k5", 5)), "object");
+    }
+}
