@@ -298,8 +298,8 @@ pub async fn sync_table(glue: &Glue, opts: &SyncOptions) -> Result<SyncReport> {
         tracing::warn!(location = %opts.location, "No complete partition to register.");
         return Ok(SyncReport { table: None, registered: Registered::default(), incomplete });
     };
-    let keys: Vec<&str> = first.partition.0.iter().map(|(k, _)| k.as_str()).collect();
-    if let Some(p) = complete.iter().find(|p| p.partition.0.iter().map(|(k, _)| k.as_str()).ne(keys.iter().copied())) {
+    let keys: Vec<&str> = first.partition.keys().collect();
+    if let Some(p) = complete.iter().find(|p| p.partition.keys().ne(keys.iter().copied())) {
         return Err(fleet_parser::catalog::CatalogError::Partitions {
             file: p.location.clone(),
             found: p.partition.0.iter().map(|(k, _)| k.clone()).collect(),
@@ -344,7 +344,7 @@ pub async fn sync_table(glue: &Glue, opts: &SyncOptions) -> Result<SyncReport> {
         &opts.table,
         &opts.location,
         &union.into_schema(),
-        &first.partition,
+        keys.iter().copied(),
         "ZSTD",
     )["TableInput"]
         .clone();
@@ -643,8 +643,7 @@ mod tests {
 
     fn def(cols: &[(&str, DataType)]) -> Value {
         let schema = Schema::new(cols.iter().map(|(n, t)| Field::new(*n, t.clone(), true)).collect::<Vec<_>>());
-        let p = Partition(vec![("dt".into(), "2025-07-01".into())]);
-        fleet_parser::catalog::table_input("db", "t", "s3://b/t", &schema, &p, "ZSTD")["TableInput"].clone()
+        fleet_parser::catalog::table_input("db", "t", "s3://b/t", &schema, ["dt"], "ZSTD")["TableInput"].clone()
     }
 
     #[test]

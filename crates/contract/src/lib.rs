@@ -320,6 +320,10 @@ impl std::str::FromStr for Date {
 pub struct Partition(pub Vec<(String, String)>);
 
 impl Partition {
+    /// The keys, in path order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(k, _)| k.as_str())
+    }
     /// `dt=2025-07-01` or `year=2025/month=07`.
     pub fn path(&self) -> String {
         self.0.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("/")
@@ -433,7 +437,7 @@ impl GlueTarget {
             }
         }
         let projection = match raw.get(GLUE_PARTITION_PROJECTION).map(str::trim) {
-            None | Some("false" | "0" | "") => false,
+            None | Some("false" | "0") => false,
             Some("true" | "1") => true,
             Some(v) => return Err(invalid(GLUE_PARTITION_PROJECTION, v)),
         };
@@ -736,7 +740,7 @@ fn parse_compression(v: &str) -> Option<Compression> {
 /// The `--help` text of a worker: its purpose, then every variable.
 pub fn help(binary: &str, about: &str) -> String {
     let mut s = format!(
-        "{binary}: {about}\n\nUsage: {binary} [--flag value ...]\n\nEvery setting is an environment variable; each is also a flag\n(FLEET_INPUT = --input = --fleet-input = --FLEET_INPUT). Flags win.\nExit codes: 0 done, 1 failed, 2 bad configuration, 3 reject threshold exceeded.\n\n"
+        "{binary}: {about}\n\nUsage: {binary} [--flag value ...]\n\nEvery setting is an environment variable; each is also a flag\n(FLEET_INPUT = --input = --fleet-input = --FLEET_INPUT). Flags win.\nExit codes: 0 done, 1 failed, 2 bad configuration, 3 reject threshold exceeded, 143 stopped by SIGTERM.\n\n"
     );
     for v in VARS {
         let flag = v.name.trim_start_matches("FLEET_").to_ascii_lowercase().replace('_', "-");

@@ -8,7 +8,7 @@ use fleet_aws::athena::{self, Athena, Export, QueryOptions};
 use fleet_aws::glue::{self, Glue, SyncOptions, TableChange};
 use fleet_contract::{GlueTarget, RawVars};
 
-use super::{Usage, num, options, runtime};
+use super::{Usage, glue_target, num, options, runtime};
 
 /// `fleetctl catalog create|update|sync|list|show|drop ...`.
 pub fn catalog(verb: &str, args: &[String]) -> anyhow::Result<String> {
@@ -33,21 +33,10 @@ pub fn catalog(verb: &str, args: &[String]) -> anyhow::Result<String> {
                 return Ok(change_line(&database, ti["Name"].as_str().unwrap_or_default(), &change));
             }
             let location = required(&m, "location", env.get(fleet_contract::vars::OUTPUT))?;
-            let target = target(&m, &env, &location)?;
+            let target = glue_target(&m, &location)?;
             rt.block_on(async {
                 let found = fleet_parser::catalog::discover(&location).await?;
-                let partition = fleet_contract::Partition(
-                    found.partition_keys.iter().map(|k| (k.clone(), String::new())).collect(),
-                );
-                let mut ti = fleet_parser::catalog::table_input(
-                    &target.database,
-                    &target.table,
-                    &location,
-                    &found.schema,
-                    &partition,
-                    "ZSTD",
-                )["TableInput"]
-                    .clone();
+                let mut ti = found.table_input(&target.database, &target.table, &location)["TableInput"].clone();
                 if m.contains_key("projection") || target.projection {
                     if found.partitions.is_empty() {
                         bail!(Usage(format!("--projection: no key=value partition folders under {location}")));
@@ -64,7 +53,7 @@ pub fn catalog(verb: &str, args: &[String]) -> anyhow::Result<String> {
         "sync" => {
             let m = options(args, &["location", "database", "table"], &["projection"])?;
             let location = required(&m, "location", env.get(fleet_contract::vars::OUTPUT))?;
-            let target = target(&m, &env, &location)?;
+            let target = glue_target(&m, &location)?;
             runtime()?.block_on(sync(&location, &target, m.contains_key("projection")))
         }
         "list" => {
@@ -184,18 +173,6 @@ fn required(
         .cloned()
         .or_else(|| fallback.map(str::to_string))
         .ok_or_else(|| Usage(format!("--{name} is required")).into())
-}
-
-/// The Glue target from flags, else the FLEET_GLUE_* variables.
-fn target(m: &std::collections::HashMap<String, String>, env: &RawVars, location: &str) -> anyhow::Result<GlueTarget> {
-    let mut vars = env.clone();
-    if let Some(d) = m.get("database") {
-        vars.0.insert(fleet_contract::vars::GLUE_DATABASE.into(), d.clone());
-    }
-    if let Some(t) = m.get("table") {
-        vars.0.insert(fleet_contract::vars::GLUE_TABLE.into(), t.clone());
-    }
-    Ok(GlueTarget::from_vars(&vars, location)?)
 }
 
 fn named_table(m: &std::collections::HashMap<String, String>, env: &RawVars) -> anyhow::Result<(String, String)> {

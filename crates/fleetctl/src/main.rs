@@ -248,6 +248,16 @@ fn catalog_cmd(args: Vec<String>) -> anyhow::Result<String> {
     }
     let m = options(rest, &["location", "database", "table"], &[])?;
     let location = m.get("location").cloned().ok_or_else(|| Usage("--location is required".into()))?;
+    let fleet_contract::GlueTarget { database, table, .. } = glue_target(&m, &location)?;
+    let found = runtime()?.block_on(fleet_parser::catalog::discover(&location))?;
+    let ti = found.table_input(&database, &table, &location);
+    tracing::info!(files = found.files, columns = found.schema.fields().len(), partition_keys = ?found.partition_keys, "Discovered the table from Parquet footers.");
+    Ok(serde_json::to_string_pretty(&ti)? + "\n")
+}
+
+/// The Glue database and table of `location`: `--database` / `--table`,
+/// else the FLEET_GLUE_* variables, validated in the contract.
+fn glue_target(m: &HashMap<String, String>, location: &str) -> anyhow::Result<fleet_contract::GlueTarget> {
     let mut vars = RawVars::from_pairs(std::env::vars());
     for (flag, var) in [("database", fleet_contract::vars::GLUE_DATABASE), ("table", fleet_contract::vars::GLUE_TABLE)]
     {
@@ -255,13 +265,7 @@ fn catalog_cmd(args: Vec<String>) -> anyhow::Result<String> {
             vars.0.insert(var.into(), v.clone());
         }
     }
-    let fleet_contract::GlueTarget { database, table, .. } = fleet_contract::GlueTarget::from_vars(&vars, &location)?;
-    let found = runtime()?.block_on(fleet_parser::catalog::discover(&location))?;
-    let partition =
-        fleet_contract::Partition(found.partition_keys.iter().map(|k| (k.clone(), String::new())).collect());
-    let ti = fleet_parser::catalog::table_input(&database, &table, &location, &found.schema, &partition, "ZSTD");
-    tracing::info!(files = found.files, columns = found.schema.fields().len(), partition_keys = ?found.partition_keys, "Discovered the table from Parquet footers.");
-    Ok(serde_json::to_string_pretty(&ti)? + "\n")
+    Ok(fleet_contract::GlueTarget::from_vars(&vars, location)?)
 }
 
 #[cfg(not(feature = "aws"))]

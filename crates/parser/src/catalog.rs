@@ -24,13 +24,14 @@ pub fn hive_type(t: &DataType) -> Option<&'static str> {
     })
 }
 
-/// `{"DatabaseName": ..., "TableInput": {...}}` for an external Parquet table.
-pub fn table_input(
+/// `{"DatabaseName": ..., "TableInput": {...}}` for an external Parquet
+/// table partitioned by `partition_keys` (string columns).
+pub fn table_input<'k>(
     database: &str,
     table: &str,
     location: &str,
     schema: &Schema,
-    partition: &Partition,
+    partition_keys: impl IntoIterator<Item = &'k str>,
     compression: &str,
 ) -> Value {
     let columns: Vec<Value> = schema
@@ -38,7 +39,7 @@ pub fn table_input(
         .iter()
         .map(|f| json!({"Name": f.name(), "Type": hive_type(f.data_type()).unwrap_or("string")}))
         .collect();
-    let keys: Vec<Value> = partition.0.iter().map(|(k, _)| json!({"Name": k, "Type": "string"})).collect();
+    let keys: Vec<Value> = partition_keys.into_iter().map(|k| json!({"Name": k, "Type": "string"})).collect();
     let location = if location.ends_with('/') { location.to_string() } else { format!("{location}/") };
     json!({
         "DatabaseName": database,
@@ -70,6 +71,13 @@ pub struct Discovered {
     /// The partitions seen (distinct, sorted by path).
     pub partitions: Vec<Partition>,
     pub files: usize,
+}
+
+impl Discovered {
+    /// The table as a Glue `TableInput` JSON (`{"DatabaseName", "TableInput"}`).
+    pub fn table_input(&self, database: &str, table: &str, location: &str) -> Value {
+        table_input(database, table, location, &self.schema, self.partition_keys.iter().map(String::as_str), "ZSTD")
+    }
 }
 
 /// Why a catalog operation on the files of a table failed.
@@ -285,7 +293,7 @@ mod tests {
         let schema =
             Schema::new(vec![Field::new("pid", DataType::Utf8, false), Field::new("n", DataType::Int16, true)]);
         let p = Partition(vec![("dt".into(), "2025-07-01".into())]);
-        let v = table_input("fleet", "features", "s3://b/t", &schema, &p, "ZSTD");
+        let v = table_input("fleet", "features", "s3://b/t", &schema, p.keys(), "ZSTD");
         assert_eq!(v["TableInput"]["StorageDescriptor"]["Location"], "s3://b/t/");
         assert_eq!(v["TableInput"]["StorageDescriptor"]["Columns"][1], json!({"Name": "n", "Type": "smallint"}));
         assert_eq!(v["TableInput"]["PartitionKeys"], json!([{"Name": "dt", "Type": "string"}]));

@@ -171,7 +171,7 @@ pub(crate) async fn run(fp: &FeatureParser) -> Result<RunSummary, ParserError> {
         &cfg.glue.table,
         &fp.output.uri(),
         &schema,
-        &cfg.partition,
+        cfg.partition.keys(),
         fp.compression_name(),
     );
     fp.output.put_bytes(&layout::table_input_key(&cfg.run_id), pretty(&table_input)).await?;
@@ -344,14 +344,13 @@ async fn process(fp: &FeatureParser, mine: &[InputObject], progress: &Progress) 
             };
             if let Some((base, handle)) = pending.take() {
                 let e = handle.await.map_err(|e| ParserError::Pool(e.to_string()))??;
-                let row_base = base;
                 sink.write(&e.batch).await?;
                 if !e.rejects.is_empty() {
                     for r in &e.rejects {
                         *t.by_column.entry(r.column.clone()).or_default() += 1;
                     }
                     t.cells_rejected += e.rejects.len() as u64;
-                    rejects_sink.write(&rejects_batch(&rschema, &e.rejects, &uri, row_base)?).await?;
+                    rejects_sink.write(&rejects_batch(&rschema, &e.rejects, &uri, base)?).await?;
                 }
                 t.rows_rejected += e.rows_rejected;
                 t.json_bytes += e.json_bytes;

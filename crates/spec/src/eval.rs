@@ -8,7 +8,7 @@ use arrow_array::{
 };
 
 use crate::compile::{KeywordTable, Program};
-use crate::text::{Ymd, for_each_word, parse_date};
+use crate::text::{Ymd, for_each_word};
 use crate::value::{Agg, BinOp, Const, Expr, FieldCache, Func, Val, compare, elements, equal, index};
 
 /// A typed view of one input column of the current batch.
@@ -231,13 +231,14 @@ impl<'a> Cx<'a, '_> {
                 best
             }
             Func::RefDate => Val::Date(self.ref_date),
+            // a row's date strings are parsed once (per-row memo)
+            Func::Date => match self.eval(&args[0]) {
+                Val::Str(s) => self.fields.date(s).map_or(Val::Null, Val::Date),
+                d @ Val::Date(_) => d,
+                _ => Val::Null,
+            },
             _ => {
                 let a = self.eval(&args[0]);
-                if f == Func::Date
-                    && let Val::Str(s) = a
-                {
-                    return self.fields.date(s).map_or(Val::Null, Val::Date);
-                }
                 let b = if args.len() > 1 { self.eval(&args[1]) } else { Val::Null };
                 scalar(f, a, b, self.arena)
             }
@@ -370,8 +371,6 @@ fn scalar<'a>(f: Func, a: Val<'a>, b: Val<'a>, arena: &'a bumpalo::Bump) -> Val<
             s
         }),
         (Func::Trim, Val::Str(s)) => Val::Str(s.trim_matches(is_space)),
-        (Func::Date, Val::Str(s)) => parse_date(s).map_or(Val::Null, Val::Date),
-        (Func::Date, d @ Val::Date(_)) => d,
         (Func::Year, Val::Date(d)) => Val::Int(i64::from(d.year())),
         (Func::Month, Val::Date(d)) => Val::Int(i64::from(d.month())),
         (Func::Day, Val::Date(d)) => Val::Int(i64::from(d.day())),
@@ -450,6 +449,7 @@ fn rank_text(t: &KeywordTable, text: &str, best: &mut Option<i64>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::text::parse_date;
 
     #[test]
     fn epoch_days_round_trip() {
