@@ -79,6 +79,13 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let rest = args[1..].to_vec();
+    if cmd != "feature-parser"
+        && rest.iter().any(|a| a == "-h" || a == "--help")
+        && let Some(text) = command_help(&cmd)
+    {
+        out(&text);
+        return ExitCode::SUCCESS;
+    }
     match cmd.as_str() {
         "-h" | "--help" | "help" => {
             out(HELP);
@@ -107,6 +114,32 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// The part of the usage text about one command (every block of `HELP`
+/// that starts with `  fleetctl <cmd>`), or `None` for an unknown command.
+fn command_help(cmd: &str) -> Option<String> {
+    let head = format!("  fleetctl {cmd} ");
+    let mut text = String::from("Usage:\n");
+    let mut inside = false;
+    for line in HELP.lines() {
+        if line.starts_with("  fleetctl ") {
+            inside = line.starts_with(&head) || line == head.trim_end();
+        } else if !line.starts_with("  ") && !line.is_empty() {
+            inside = false;
+        }
+        if inside {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    if text == "Usage:\n" {
+        return None;
+    }
+    if text.contains("FLEET flags") {
+        text.push_str("\nFLEET flags are the FLEET_* variables of `fleetctl feature-parser --help`.\n");
+    }
+    Some(text.trim_end().to_string() + "\n")
 }
 
 fn feature_parser(args: Vec<String>) -> ExitCode {

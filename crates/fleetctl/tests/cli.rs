@@ -92,6 +92,25 @@ fn unknown_commands_and_options_are_usage_errors() {
 }
 
 #[test]
+fn a_command_with_help_prints_its_own_usage() {
+    let (code, out, err) = fleetctl(&["gen", "--help"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("fleetctl gen [--out ./fleet-data]"), "{out}");
+    assert!(out.contains("--malformed-share"), "{out}");
+    assert!(!out.contains("fleetctl demo"), "{out}");
+    // every catalog verb, and nothing of the next command
+    let (code, out, _) = fleetctl(&["catalog", "sync", "-h"]);
+    assert_eq!(code, 0);
+    for verb in ["catalog discover", "catalog create|update", "catalog sync", "catalog list", "catalog drop"] {
+        assert!(out.contains(verb), "{verb}: {out}");
+    }
+    assert!(!out.contains("fleetctl athena"), "{out}");
+    let (code, out, _) = fleetctl(&["run", "--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("--shards N") && out.contains("FLEET_* variables"), "{out}");
+}
+
+#[test]
 fn cleanup_is_a_dry_run_by_default_and_never_touches_protected_prefixes() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("predict-age");
