@@ -282,13 +282,14 @@ pub async fn bench_parse(input: &str, threads: usize, max_bytes: u64) -> anyhow:
                 for c in b.columns() {
                     let s = match c.data_type() {
                         _ if c.is_null(r) => None,
-                        DataType::Utf8View => Some(c.as_string_view().value(r)),
-                        DataType::Utf8 => Some(c.as_string::<i32>().value(r)),
+                        DataType::Utf8View => Some(c.as_string_view().value(r).as_bytes()),
+                        DataType::Utf8 => Some(c.as_string::<i32>().value(r).as_bytes()),
+                        DataType::BinaryView => Some(c.as_binary_view().value(r)),
                         _ => None,
                     };
                     if let Some(s) = s {
                         bytes += s.len() as u64;
-                        cells.push(s.as_bytes().to_vec());
+                        cells.push(s.to_vec());
                     }
                 }
                 rows += 1;

@@ -345,6 +345,52 @@ async fn a_corrupt_later_input_fails_the_run_after_the_earlier_ones_and_commits_
     assert!(!part.join("_commits/shard-00000-of-00001.json").exists(), "no commit marker");
 }
 
+/// JSON columns may be binary (BYTE_ARRAY without the UTF8 annotation), and
+/// a cell that is not UTF-8 is one reject, not a failed file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_json_columns_and_a_cell_that_is_not_utf8() {
+    let tmp = tempfile::tempdir().unwrap();
+    let raw = Location::parse(&format!("{}/raw/", tmp.path().display())).unwrap();
+    let b = |v: Vec<Option<&[u8]>>| -> ArrayRef { Arc::new(arrow_array::BinaryArray::from(v)) };
+    let batch = RecordBatch::try_from_iter([
+        ("pid", Arc::new(StringArray::from(vec!["a", "b"])) as ArrayRef),
+        ("education", b(vec![None, None])),
+        (
+            "work_experience",
+            b(vec![
+                Some(br#"[{"company":{"name":"Acme"},"start_date":"2015-02"}]"#),
+                Some(b"[{\"company\":{\"name\":\"Bad \xff\xfe\"}}]"),
+            ]),
+        ),
+        ("skills", b(vec![Some(br#"["sql","rust"]"#), Some(br#"["go"]"#)])),
+        ("interests", b(vec![None, None])),
+        ("certifications", b(vec![None, None])),
+        ("languages", b(vec![None, None])),
+        ("linkedin_connections", Arc::new(Int32Array::from(vec![Some(5), None])) as ArrayRef),
+        ("inferred_years_experience", Arc::new(Int32Array::from(vec![Some(1), None])) as ArrayRef),
+    ])
+    .unwrap();
+    let mut sink =
+        ParquetSink::create(&raw, raw.join("bin.parquet").unwrap(), batch.schema(), &WriteOptions::default()).unwrap();
+    sink.write(&batch).await.unwrap();
+    sink.close().await.unwrap();
+    let output = format!("{}/features/", tmp.path().display());
+    let summary = run(config(&(raw.uri() + "/"), &output, &[("FLEET_MAX_REJECT_RATIO", "0.5")])).await.unwrap();
+    assert_eq!((summary.rows_in, summary.rows_out, summary.rows_rejected), (2, 2, 1));
+    let rows = features_by_pid(&tmp.path().join("features/dt=2025-07-01"));
+    assert_eq!(rows["a"]["number_of_jobs"], "1");
+    assert_eq!(rows["a"]["current_job_start_year"], "2015");
+    assert_eq!(rows["a"]["skill_count"], "2");
+    assert_eq!(rows["b"]["number_of_jobs"], "NULL", "the rejected cell's features are NULL");
+    assert_eq!(rows["b"]["skill_count"], "1", "the row's other cells are read");
+    let rejects: Vec<RecordBatch> =
+        read_dir_batches(&tmp.path().join("features/_rejects/dt=2025-07-01")).into_iter().map(|(_, b)| b).collect();
+    assert_eq!(rejects.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
+    let message = col(&rejects[0], "message").as_string::<i32>().value(0).to_string();
+    assert_eq!(col(&rejects[0], "column").as_string::<i32>().value(0), "work_experience");
+    assert_eq!(message, "invalid UTF-8 at byte 25");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ndjson_input_gives_the_same_features_as_parquet() {
     let tmp = tempfile::tempdir().unwrap();

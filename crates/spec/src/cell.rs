@@ -79,6 +79,18 @@ impl CellParser {
 /// a rejected cell (rare) is re-read by serde_json for a precise message
 /// and byte offset.
 fn describe(e: &simd_json::Error, cell: &[u8]) -> CellError {
+    let json = describe_json(e, cell);
+    // serde_json skips the bytes of the strings it ignores, so UTF-8 is
+    // checked here; the earlier of the two problems is reported
+    match std::str::from_utf8(cell) {
+        Err(u) if u.valid_up_to() < json.offset || json.message == "invalid UTF-8" => {
+            CellError { offset: u.valid_up_to(), message: "invalid UTF-8".into() }
+        }
+        _ => json,
+    }
+}
+
+fn describe_json(e: &simd_json::Error, cell: &[u8]) -> CellError {
     use simd_json::ErrorType as E;
     if matches!(e.error(), E::DepthLimitExceeded) {
         return CellError { offset: e.index().min(cell.len()), message: "nesting deeper than 1024 levels".into() };
@@ -156,6 +168,15 @@ mod tests {
         let very = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
         assert!(parse(very.as_bytes()).is_err());
         assert!(parse("[".repeat(10_000).as_bytes()).is_err());
+    }
+
+    #[test]
+    fn invalid_utf8_names_the_first_bad_byte() {
+        let e = parse(b"[\"ok\", \"caf\xc3\", 1]").unwrap_err();
+        assert_eq!((e.offset, e.message.as_str()), (11, "invalid UTF-8"), "{e}");
+        // a wrong byte after an earlier syntax error: the first problem is reported
+        let e = parse(b"[1,,\xff]").unwrap_err();
+        assert_eq!((e.offset, e.message.as_str()), (3, "expected value"), "{e}");
     }
 
     #[test]

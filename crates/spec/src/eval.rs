@@ -3,8 +3,9 @@
 use std::cmp::Ordering;
 
 use arrow_array::{
-    Array, BooleanArray, Date32Array, Float32Array, Float64Array, Int8Array, Int16Array, Int32Array, Int64Array,
-    LargeStringArray, StringArray, StringViewArray, UInt8Array, UInt16Array, UInt32Array, UInt64Array,
+    Array, BinaryArray, BinaryViewArray, BooleanArray, Date32Array, Float32Array, Float64Array, Int8Array, Int16Array,
+    Int32Array, Int64Array, LargeBinaryArray, LargeStringArray, StringArray, StringViewArray, UInt8Array, UInt16Array,
+    UInt32Array, UInt64Array,
 };
 
 use crate::compile::{KeywordTable, Program};
@@ -17,6 +18,9 @@ pub enum Column<'a> {
     Utf8(&'a StringArray),
     LargeUtf8(&'a LargeStringArray),
     Utf8View(&'a StringViewArray),
+    Binary(&'a BinaryArray),
+    LargeBinary(&'a LargeBinaryArray),
+    BinaryView(&'a BinaryViewArray),
     I8(&'a Int8Array),
     I16(&'a Int16Array),
     I32(&'a Int32Array),
@@ -47,9 +51,19 @@ impl<'a> Column<'a> {
             _ => None,
         }
     }
+    /// The bytes of a string or binary cell (a JSON document).
+    pub fn bytes(&self, row: usize) -> Option<&'a [u8]> {
+        match self {
+            Column::Binary(a) => (!a.is_null(row)).then(|| a.value(row)),
+            Column::LargeBinary(a) => (!a.is_null(row)).then(|| a.value(row)),
+            Column::BinaryView(a) => (!a.is_null(row)).then(|| a.value(row)),
+            _ => self.str(row).map(str::as_bytes),
+        }
+    }
     pub fn get(&self, row: usize) -> Val<'a> {
         match self {
             Column::Utf8(_) | Column::LargeUtf8(_) | Column::Utf8View(_) => self.str(row).map_or(Val::Null, Val::Str),
+            Column::Binary(_) | Column::LargeBinary(_) | Column::BinaryView(_) => Val::Null,
             Column::I8(a) => get!(a, row, |v| Val::Int(i64::from(v))),
             Column::I16(a) => get!(a, row, |v| Val::Int(i64::from(v))),
             Column::I32(a) => get!(a, row, |v| Val::Int(i64::from(v))),

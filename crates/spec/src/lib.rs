@@ -162,10 +162,14 @@ impl Spec {
         for name in &self.prog.json {
             let idx = find(name)?;
             let dt = input.field(idx).data_type();
-            if !matches!(dt, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null) {
+            let text = matches!(dt, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
+            let binary = matches!(dt, DataType::Binary | DataType::LargeBinary | DataType::BinaryView);
+            if !(text || binary || dt == &DataType::Null) {
                 return Err(SpecError::Input {
                     column: name.clone(),
-                    message: format!("has type {dt}; a JSON column must be a string (Utf8) holding a JSON document"),
+                    message: format!(
+                        "has type {dt}; a JSON column must be a string (Utf8) or binary column holding a JSON document"
+                    ),
                 });
             }
             json.push(idx);
@@ -347,6 +351,9 @@ fn column(a: &ArrayRef) -> Column<'_> {
         DataType::Utf8 => Column::Utf8(a.as_string::<i32>()),
         DataType::LargeUtf8 => Column::LargeUtf8(a.as_string::<i64>()),
         DataType::Utf8View => Column::Utf8View(a.as_string_view()),
+        DataType::Binary => Column::Binary(a.as_binary::<i32>()),
+        DataType::LargeBinary => Column::LargeBinary(a.as_binary::<i64>()),
+        DataType::BinaryView => Column::BinaryView(a.as_binary_view()),
         DataType::Int8 => Column::I8(a.as_primitive::<Int8Type>()),
         DataType::Int16 => Column::I16(a.as_primitive::<Int16Type>()),
         DataType::Int32 => Column::I32(a.as_primitive::<Int32Type>()),
@@ -412,7 +419,7 @@ impl Evaluator {
             let mut live: Vec<Tape<'_>> = std::mem::take(tapes).into_iter().map(Tape::reset).collect();
             let mut rejected = 0u64;
             for (k, (parser, t)) in parsers.iter_mut().zip(live.iter_mut()).enumerate() {
-                let cell = json[k].str(row).map(str::as_bytes).unwrap_or_default();
+                let cell = json[k].bytes(row).unwrap_or_default();
                 out.json_bytes += cell.len() as u64;
                 match parser.parse(cell, t) {
                     Ok(Parsed::Empty) => t.0.clear(),

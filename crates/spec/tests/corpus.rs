@@ -98,6 +98,49 @@ fn every_utf8_n_file_as_a_cell_is_a_reject() {
     assert!(out.rejects.iter().all(|r| r.message.contains(" at byte ")), "{:?}", out.rejects);
 }
 
+/// Parquet JSON columns are read as binary (the parser checks UTF-8): every
+/// file of the suite as a binary cell, invalid UTF-8 included, is a reject
+/// (n_ and the invalid-UTF-8 i_ files) or parses (y_), one row per file.
+#[test]
+fn every_file_as_a_binary_cell_is_parsed_or_rejected() {
+    // `any` takes every JSON value; the feature is NULL only for a rejected cell
+    let spec = Spec::parse("input pid: string\njson doc: any\nid pid\nfeature parsed: bool = doc is null\n").unwrap();
+    let cases: Vec<(String, Vec<u8>)> = suite()
+        .into_iter()
+        .filter(|(n, b)| n.starts_with("y_") || n.starts_with("n_") || std::str::from_utf8(b).is_err())
+        .collect();
+    let pids: Vec<&str> = cases.iter().map(|(n, _)| n.as_str()).collect();
+    let cells: Vec<&[u8]> = cases.iter().map(|(_, b)| b.as_slice()).collect();
+    let batch = RecordBatch::try_from_iter([
+        ("pid", Arc::new(StringArray::from(pids)) as _),
+        ("doc", Arc::new(arrow_array::BinaryViewArray::from(cells)) as _),
+    ])
+    .unwrap();
+    let ev = spec.bind(&batch.schema(), Ymd::new(2025, 7, 1).unwrap()).unwrap();
+    let out = ev.evaluate(&batch, 0..batch.num_rows(), &mut Workspace::default());
+    assert_eq!(out.columns[0].len(), cases.len(), "rows out = rows in");
+    let parsed = out.columns[0].as_boolean();
+    let rejected: std::collections::HashMap<&str, &str> =
+        out.rejects.iter().map(|r| (r.id.as_str(), r.message.as_str())).collect();
+    let mut invalid_utf8 = 0;
+    for (i, (name, cell)) in cases.iter().enumerate() {
+        let must_parse = name.starts_with("y_") || (name.starts_with("n_") && blank(cell));
+        assert_eq!(parsed.is_valid(i), must_parse, "{name}: {:?}", rejected.get(name.as_str()));
+        assert_eq!(rejected.contains_key(name.as_str()), !must_parse, "{name}");
+        if let Err(u) = std::str::from_utf8(cell) {
+            // the first problem is named: the bad byte, or a syntax error before it
+            invalid_utf8 += 1;
+            let message = rejected[name.as_str()];
+            let at: usize = message.rsplit_once(" at byte ").map(|(_, n)| n.parse().unwrap()).unwrap();
+            assert!(at <= u.valid_up_to(), "{name}: {message}");
+            if message.starts_with("invalid UTF-8") {
+                assert_eq!(at, u.valid_up_to(), "{name}: {message}");
+            }
+        }
+    }
+    assert!(invalid_utf8 >= 10, "the suite has {invalid_utf8} files that are not UTF-8");
+}
+
 #[test]
 fn json_resume_spec_on_the_jsonresume_corpora() {
     let root = corpora();

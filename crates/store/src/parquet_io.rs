@@ -84,8 +84,9 @@ pub async fn open_batches(
             let mut reader =
                 ObjectReader { store: obj.location.store().clone(), path: obj.path.clone(), size: obj.size };
             let pq = |e| StoreError::Parquet { op: "read", uri: uri.clone(), source: e };
-            // Strings are read as Utf8View: values stay in the decoded pages
-            // instead of being copied into a fresh buffer per batch.
+            // Strings are read as Utf8View, and binary as BinaryView: values
+            // stay in the decoded pages instead of being copied into a fresh
+            // buffer per batch.
             let meta = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new()).await.map_err(pq)?;
             let fields: Vec<arrow_schema::Field> = meta
                 .schema()
@@ -94,6 +95,9 @@ pub async fn open_batches(
                 .map(|f| match f.data_type() {
                     arrow_schema::DataType::Utf8 | arrow_schema::DataType::LargeUtf8 => {
                         f.as_ref().clone().with_data_type(arrow_schema::DataType::Utf8View)
+                    }
+                    arrow_schema::DataType::Binary | arrow_schema::DataType::LargeBinary => {
+                        f.as_ref().clone().with_data_type(arrow_schema::DataType::BinaryView)
                     }
                     _ => f.as_ref().clone(),
                 })
