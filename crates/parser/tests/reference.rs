@@ -94,7 +94,7 @@ async fn compare(ndjson: &Path, work: &Path) -> usize {
                 .zip(b.columns())
                 .map(|(f, a)| (f.name().clone(), value(a.as_ref(), r)))
                 .collect();
-            ours.insert(pid.value(r).to_string(), row);
+            assert!(ours.insert(pid.value(r).to_string(), row).is_none(), "pid {} written twice", pid.value(r));
         }
     }
     let mut our_rejects: HashMap<String, BTreeSet<String>> = HashMap::new();
@@ -110,7 +110,10 @@ async fn compare(ndjson: &Path, work: &Path) -> usize {
     let mut diffs = Vec::new();
     for want in &reference {
         let pid = want["pid"].as_str().unwrap();
-        let got = &ours[pid];
+        let Some(got) = ours.get(pid) else {
+            diffs.push(format!("{pid}: in the reference, not in our output"));
+            continue;
+        };
         for (k, w) in want.as_object().unwrap() {
             if k == "_rejected" {
                 let w: BTreeSet<String> =
@@ -121,7 +124,10 @@ async fn compare(ndjson: &Path, work: &Path) -> usize {
                 }
                 continue;
             }
-            let g = &got[k];
+            let Some(g) = got.get(k) else {
+                diffs.push(format!("{pid}.{k}: in the reference, not in our output"));
+                continue;
+            };
             let same = match (g, w) {
                 (Value::Number(a), Value::Number(b)) => a.as_f64().unwrap() as f32 == b.as_f64().unwrap() as f32,
                 _ => g == w,

@@ -33,6 +33,12 @@ pub use parquet_io::{
 pub enum StoreError {
     #[error("invalid URI {uri:?}: {reason}")]
     InvalidUri { uri: String, reason: String },
+    /// An S3 option name that object_store does not know.
+    #[error(
+        "unknown S3 option {option:?} for {uri}; expected an object_store AmazonS3ConfigKey such as \
+         aws_endpoint, aws_region, aws_allow_http or aws_virtual_hosted_style_request"
+    )]
+    S3Option { option: String, uri: String },
     #[error("{op} {uri}")]
     ObjectStore {
         op: &'static str,
@@ -169,9 +175,7 @@ impl Location {
                     url.host_str().filter(|b| !b.is_empty()).ok_or_else(|| bad("expected s3://bucket/prefix"))?;
                 let (store, endpoint) = s3_store(bucket, s3_options).map_err(|e| match e {
                     S3Setup::Store(e) => StoreError::ObjectStore { op: "configure S3 for", uri: uri.into(), source: e },
-                    S3Setup::Option(o) => {
-                        StoreError::InvalidUri { uri: uri.into(), reason: format!("unknown S3 option {o:?}") }
-                    }
+                    S3Setup::Option(option) => StoreError::S3Option { option, uri: uri.into() },
                 })?;
                 let path = Path::from_url_path(url.path()).map_err(|e| bad(&e.to_string()))?;
                 Ok(Self { store, base: format!("s3://{bucket}"), path, endpoint: Some(endpoint) })

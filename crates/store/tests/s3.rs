@@ -27,7 +27,12 @@ async fn check_tells_missing_bucket_denied_access_and_unreachable_endpoint_apart
     assert!(e.to_string().starts_with("cannot reach the S3 endpoint http://127.0.0.1:9 for"), "{e}");
     assert!(e.is_retryable(), "an unreachable endpoint may come back: a retry can help");
 
-    assert!(matches!(Location::parse_with("s3://b/x", &[("not_an_option", "1")]), Err(StoreError::InvalidUri { .. })));
+    let e = Location::parse_with("s3://b/x", &[("not_an_option", "1")]).unwrap_err();
+    assert!(
+        matches!(&e, StoreError::S3Option { option, uri } if option == "not_an_option" && uri == "s3://b/x"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("aws_endpoint"), "{e}");
 }
 
 #[tokio::test]

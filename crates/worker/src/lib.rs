@@ -26,22 +26,21 @@ pub const EXIT_TERMINATED: i32 = 143;
 /// Starts tracing on stdout, where a worker's logs go (ECS captures it).
 /// `RUST_LOG` sets the filter (default `info`).
 pub fn init_tracing(format: LogFormat) {
-    let json = match format {
-        LogFormat::Json => true,
-        LogFormat::Text => false,
-        LogFormat::Auto => !std::io::stdout().is_terminal(),
-    };
-    start(json, std::io::stdout);
+    start(json_for(format, &std::io::stdout()), std::io::stdout);
 }
 
 /// Starts tracing on stderr, for a tool whose stdout carries its results.
 pub fn init_tracing_stderr(format: LogFormat) {
-    let json = match format {
+    start(json_for(format, &std::io::stderr()), std::io::stderr);
+}
+
+/// JSON logs unless asked for text, or `Auto` and `out` is a terminal.
+fn json_for(format: LogFormat, out: &impl IsTerminal) -> bool {
+    match format {
         LogFormat::Json => true,
         LogFormat::Text => false,
-        LogFormat::Auto => !std::io::stderr().is_terminal(),
-    };
-    start(json, std::io::stderr);
+        LogFormat::Auto => !out.is_terminal(),
+    }
 }
 
 fn start<W>(json: bool, writer: W)
