@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Independent reference implementation of the "predict-age" feature contract.
 
-Follows /work/shared/FEATURES.md, section 3 ("Features table") and 3.1 ("Bad and
+Follows ../shared/FEATURES.md (beside this repository), section 3 ("Features table") and 3.1 ("Bad and
 odd input"), literally. Plain Python 3.11, standard library only. Meant for
 differential testing against the real feature-parser, so it favours precision
 over speed.
@@ -61,7 +61,6 @@ FEATURES = (
 )
 
 INT16_MIN, INT16_MAX = -32768, 32767
-INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 MAX_DEPTH = 1024
 
 # --------------------------------------------------------------------------
