@@ -277,7 +277,7 @@ async fn process(fp: &FeatureParser, mine: &[InputObject], progress: &Progress) 
     // object is opened and decoded while the last batches of this one are
     // still being evaluated. `None` ends an object.
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(usize, Option<fleet_store::Result<RecordBatch>>)>(2);
-    let reader = {
+    let mut reader = {
         let objects = mine.to_vec();
         let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
         let (input_format, batch_rows) = (cfg.input_format, cfg.batch_rows);
@@ -321,8 +321,14 @@ async fn process(fp: &FeatureParser, mine: &[InputObject], progress: &Progress) 
                     debug_assert_eq!(i, j, "batches arrive object by object");
                     got
                 }
-                // the reader stopped early: it sent the error that stopped it
-                None => return Err(ParserError::Pool(format!("the reader of {uri} stopped"))),
+                // the reader sends the error that stops it, so an early end is a panic
+                None => {
+                    let why = match (&mut reader).await {
+                        Err(e) => e.to_string(),
+                        Ok(()) => "without an error".into(),
+                    };
+                    return Err(ParserError::Pool(format!("the reader stopped before the end of {uri}: {why}")));
+                }
             };
             let next = match got {
                 Some(batch) => {
