@@ -132,7 +132,7 @@ pub(crate) async fn run(fp: &FeatureParser) -> Result<RunSummary, ParserError> {
     let total_objects = all.len();
     let mine: Vec<InputObject> =
         all.into_iter().enumerate().filter(|(i, _)| cfg.shard.owns(*i)).map(|(_, o)| o).collect();
-    info!(shard = %cfg.shard.name(), objects = mine.len(), of = total_objects, input = %cfg.input, output = %cfg.output, partition = %cfg.partition.path(), threads = cfg.threads, "Shard assigned.");
+    info!(shard = %cfg.shard.name(), objects = mine.len(), of = total_objects, input = %cfg.input, output = %cfg.output, partition = %cfg.partition.path(), threads = cfg.threads, evaluator = if fp.spec.is_native() { "native" } else { "interpreted" }, "Shard assigned.");
 
     // A retry starts by withdrawing this shard's marker: until the new one is
     // written, the shard is not complete.

@@ -1,6 +1,8 @@
 //! The parse-and-extract kernel on one thread: simd-json parse only (the
-//! ceiling) against the full predict-age evaluation, on synthetic rows of
-//! the typical and heavy profiles. `cargo bench -p fleet-spec --bench kernel`.
+//! ceiling) against the full predict-age evaluation (parse included), both
+//! the compiled-in version the built-in spec runs as and the interpreter
+//! (what any other spec runs on), on synthetic rows of the typical and
+//! heavy profiles. `cargo bench -p fleet-spec --bench kernel`.
 
 use std::sync::Arc;
 
@@ -76,6 +78,10 @@ fn bench(c: &mut Criterion) {
         let mut ws = Workspace::default();
         g.bench_function("predict_age_evaluate", |bench| {
             bench.iter(|| ev.evaluate(&b, 0..b.num_rows(), &mut ws).rows_rejected)
+        });
+        let interpreted = ev.clone().interpreted();
+        g.bench_function("predict_age_interpreted", |bench| {
+            bench.iter(|| interpreted.evaluate(&b, 0..b.num_rows(), &mut ws).rows_rejected)
         });
         g.finish();
     }

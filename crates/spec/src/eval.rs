@@ -421,13 +421,13 @@ fn scalar<'a>(f: Func, a: Val<'a>, b: Val<'a>, arena: &'a bumpalo::Bump) -> Val<
 /// Whitespace as Python's `str.strip()` sees it: Unicode White_Space plus the
 /// information separators U+001C..U+001F, so that `trim` agrees with the
 /// tools data engineers check us against.
-fn is_space(c: char) -> bool {
+pub(crate) fn is_space(c: char) -> bool {
     c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
 }
 
 /// Raises `best` to the highest rank of a keyword (one word, or two
 /// consecutive words) found in `text`.
-fn rank_text(t: &KeywordTable, text: &str, best: &mut Option<i64>) {
+pub(crate) fn rank_text(t: &KeywordTable, text: &str, best: &mut Option<i64>) {
     let mut prev = [0u8; 48];
     let mut prev_len: Option<usize> = None;
     let mut pair = [0u8; 97];

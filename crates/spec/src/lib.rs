@@ -32,6 +32,7 @@
 pub mod cell;
 mod compile;
 mod eval;
+mod native;
 mod syntax;
 pub mod text;
 mod value;
@@ -80,6 +81,8 @@ pub enum SpecError {
 pub struct Spec {
     prog: Arc<Program>,
     schema: SchemaRef,
+    /// The text is the built-in predict-age spec: evaluated by `native`.
+    native: bool,
 }
 
 impl Spec {
@@ -95,12 +98,20 @@ impl Spec {
                 StepKind::Let => None,
             })
             .collect();
-        Ok(Self { prog: Arc::new(prog), schema: Arc::new(Schema::new(fields)) })
+        let native = src == PREDICT_AGE && native::check(&prog);
+        Ok(Self { prog: Arc::new(prog), schema: Arc::new(Schema::new(fields)), native })
     }
 
     /// The built-in predict-age spec.
     pub fn predict_age() -> Self {
         Self::parse(PREDICT_AGE).expect("the built-in predict-age spec is valid")
+    }
+
+    /// Whether this is the built-in predict-age text, which runs as
+    /// compiled-in Rust (the same output as the interpreter, faster); any
+    /// other spec is interpreted.
+    pub fn is_native(&self) -> bool {
+        self.native
     }
 
     /// The schema of the feature table this spec writes.
@@ -174,7 +185,7 @@ impl Spec {
             }
             json.push(idx);
         }
-        Ok(Evaluator { spec: self.clone(), inputs, json, reference_date })
+        Ok(Evaluator { spec: self.clone(), inputs, json, reference_date, native: self.native })
     }
 }
 
@@ -243,6 +254,7 @@ pub struct Evaluator {
     inputs: Vec<usize>,
     json: Vec<usize>,
     reference_date: Ymd,
+    native: bool,
 }
 
 enum Builder {
@@ -389,6 +401,17 @@ impl Evaluator {
     pub fn reference_date(&self) -> Ymd {
         self.reference_date
     }
+    /// Whether rows are evaluated by the compiled-in Rust version of the
+    /// built-in spec rather than the interpreter (the spec's text is
+    /// exactly [`PREDICT_AGE`]). Both give the same output.
+    pub fn is_native(&self) -> bool {
+        self.native
+    }
+    /// The same evaluator on the interpreter, for comparisons and tests.
+    pub fn interpreted(mut self) -> Self {
+        self.native = false;
+        self
+    }
 
     /// Evaluates the features of `rows` of `batch` (which must have the
     /// schema given to [`Spec::bind`]).
@@ -457,29 +480,41 @@ impl Evaluator {
             }));
             let mut row_slots = recycle(std::mem::take(slots), prog.steps.len());
             let mut row_locals = recycle(std::mem::take(locals), prog.n_locals);
-            let mut b = 0;
-            for (i, step) in prog.steps.iter().enumerate() {
-                let v = if step.reads & rejected != 0 {
-                    Val::Null
-                } else {
-                    let (done, _) = row_slots.split_at_mut(i);
-                    let mut cx = Cx {
-                        prog,
-                        inputs: &inputs,
-                        row,
-                        roots: &row_roots,
-                        slots: done,
-                        locals: &mut row_locals,
-                        fields,
-                        ref_date: self.reference_date,
-                        arena,
+            if self.native {
+                native::evaluate_row(&prog.keywords, &inputs, row, &row_roots, self.reference_date, &mut row_slots);
+                // a step reading a rejected column is NULL (as the interpreter skips it)
+                for (slot, step) in row_slots.iter_mut().zip(&prog.steps) {
+                    if step.reads & rejected != 0 {
+                        *slot = Val::Null;
+                    }
+                }
+            } else {
+                for (i, step) in prog.steps.iter().enumerate() {
+                    row_slots[i] = if step.reads & rejected != 0 {
+                        Val::Null
+                    } else {
+                        let (done, _) = row_slots.split_at_mut(i);
+                        let mut cx = Cx {
+                            prog,
+                            inputs: &inputs,
+                            row,
+                            roots: &row_roots,
+                            slots: done,
+                            locals: &mut row_locals,
+                            fields,
+                            ref_date: self.reference_date,
+                            arena,
+                        };
+                        cx.eval(&step.expr)
                     };
-                    cx.eval(&step.expr)
-                };
+                }
+            }
+            let mut b = 0;
+            for (step, v) in prog.steps.iter().zip(&row_slots) {
                 if let StepKind::Feature { .. } = step.kind {
                     let (not_null, builder) = &mut builders[b];
                     b += 1;
-                    if builder.push(&v, *not_null) && *not_null {
+                    if builder.push(v, *not_null) && *not_null {
                         out.rejects.push(Reject {
                             row,
                             id: self.id(&inputs, row),
@@ -492,7 +527,6 @@ impl Evaluator {
                         });
                     }
                 }
-                row_slots[i] = v;
             }
             *roots = recycle(row_roots, 0);
             *slots = recycle(row_slots, 0);

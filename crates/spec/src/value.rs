@@ -109,6 +109,27 @@ pub fn field_range(nodes: &[Node<'_>], key: &str) -> Option<std::ops::Range<usiz
     found
 }
 
+/// The values of `keys` in the object `v`, found in one scan of its
+/// members (of duplicate keys the last wins); all NULL when `v` is not an
+/// object, NULL for a key it lacks.
+#[inline]
+pub fn members<'a, const N: usize>(v: &Val<'a>, keys: [&str; N]) -> [Val<'a>; N] {
+    let mut out = [Val::Null; N];
+    let Val::Json(nodes) = v else { return out };
+    let Node::Object { len, .. } = nodes[0] else { return out };
+    let mut idx = 1;
+    for _ in 0..len {
+        let Node::String(k) = nodes[idx] else { break };
+        idx += 1;
+        let n = span(&nodes[idx]);
+        if let Some(i) = keys.iter().position(|key| same_key(key, k)) {
+            out[i] = Val::from_tape(&nodes[idx..idx + n]);
+        }
+        idx += n;
+    }
+    out
+}
+
 /// Member look-ups of the current row. The first look-up in an object scans
 /// its members once and records where every member the spec reads is (the
 /// last duplicate wins); later look-ups of any of those members in the same

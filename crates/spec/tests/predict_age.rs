@@ -51,7 +51,13 @@ fn eval_with(
     let spec = Spec::predict_age();
     let b = batch(rows, ints);
     let ev = spec.bind(&b.schema(), Ymd::new(2025, 7, 1).unwrap()).unwrap();
+    assert!(ev.is_native(), "the built-in spec runs natively");
     let out = ev.evaluate(&b, 0..b.num_rows(), &mut Workspace::default());
+    // every case also on the interpreter: the spec file is the definition
+    let interpreted = ev.interpreted().evaluate(&b, 0..b.num_rows(), &mut Workspace::default());
+    assert_eq!(out.columns, interpreted.columns, "native and interpreted evaluation differ");
+    assert_eq!(out.rejects, interpreted.rejects);
+    assert_eq!(out.rows_rejected, interpreted.rows_rejected);
     let schema = spec.output_schema();
     let maps = (0..b.num_rows())
         .map(|r| schema.fields().iter().zip(&out.columns).map(|(f, a)| (f.name().clone(), cell(a, r))).collect())
