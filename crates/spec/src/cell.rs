@@ -75,6 +75,163 @@ impl CellParser {
     }
 }
 
+/// The number of elements of `cell` when it is, without doubt, a valid
+/// JSON array (RFC 8259, as strict as the full parser); `None` when not
+/// sure, and then the full parser decides and names the problem. For
+/// columns the spec only counts (`len(skills)`): no tape is built.
+///
+/// Not sure means anything beyond plain documents: another root, a `\u`
+/// escape, a number with more than 15 digits or a three-digit exponent,
+/// nesting deeper than 64, invalid UTF-8, and every syntax error.
+pub fn array_len(cell: &[u8]) -> Option<usize> {
+    if !cell.is_ascii() && std::str::from_utf8(cell).is_err() {
+        return None;
+    }
+    let start = skip_ws(cell, 0);
+    if cell.get(start) != Some(&b'[') {
+        return None;
+    }
+    let (end, count) = scan_value(cell, start)?;
+    (skip_ws(cell, end) == cell.len()).then_some(count)
+}
+
+#[inline(always)]
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && is_json_ws(b[i]) {
+        i += 1;
+    }
+    i
+}
+
+/// Checks the value starting at `b[i]` (containers iteratively, at most 64
+/// deep); returns where it ends and how many elements it has at depth 1.
+fn scan_value(b: &[u8], mut i: usize) -> Option<(usize, usize)> {
+    let mut objects: u64 = 0; // one bit per open container: 1 for an object
+    let mut depth = 0u32;
+    let mut count = 0usize;
+    loop {
+        // a value starts at b[i]
+        count += usize::from(depth == 1);
+        match *b.get(i)? {
+            b'"' => i = scan_string(b, i)?,
+            open @ (b'[' | b'{') => {
+                let object = open == b'{';
+                i = skip_ws(b, i + 1);
+                if b.get(i) == Some(&if object { b'}' } else { b']' }) {
+                    i += 1;
+                } else {
+                    if depth == 64 {
+                        return None;
+                    }
+                    objects = (objects << 1) | u64::from(object);
+                    depth += 1;
+                    if object {
+                        i = scan_key(b, i)?;
+                    }
+                    continue;
+                }
+            }
+            b't' => i = literal(b, i, b"true")?,
+            b'f' => i = literal(b, i, b"false")?,
+            b'n' => i = literal(b, i, b"null")?,
+            b'-' | b'0'..=b'9' => i = scan_number(b, i)?,
+            _ => return None,
+        }
+        // after a value: a comma and the next one, or closing brackets
+        loop {
+            if depth == 0 {
+                return Some((i, count));
+            }
+            i = skip_ws(b, i);
+            let object = objects & 1 == 1;
+            match *b.get(i)? {
+                b',' => {
+                    i = skip_ws(b, i + 1);
+                    if object {
+                        i = scan_key(b, i)?;
+                    }
+                    break;
+                }
+                c if c == if object { b'}' } else { b']' } => {
+                    i += 1;
+                    objects >>= 1;
+                    depth -= 1;
+                }
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// A member name, the colon and the space before the value.
+fn scan_key(b: &[u8], i: usize) -> Option<usize> {
+    if b.get(i) != Some(&b'"') {
+        return None;
+    }
+    let i = skip_ws(b, scan_string(b, i)?);
+    (b.get(i) == Some(&b':')).then(|| skip_ws(b, i + 1))
+}
+
+/// A string starting at the quote `b[i]`: no control characters, only the
+/// one-letter escapes (a `\u` escape is left to the full parser).
+fn scan_string(b: &[u8], mut i: usize) -> Option<usize> {
+    i += 1;
+    loop {
+        match *b.get(i)? {
+            b'"' => return Some(i + 1),
+            b'\\' => match *b.get(i + 1)? {
+                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
+                _ => return None,
+            },
+            0..=0x1f => return None,
+            _ => i += 1,
+        }
+    }
+}
+
+fn literal(b: &[u8], i: usize, word: &[u8]) -> Option<usize> {
+    (b.get(i..i + word.len()) == Some(word)).then_some(i + word.len())
+}
+
+/// `-?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?` with at most 15 digits
+/// and a one- or two-digit exponent: always a finite double.
+fn scan_number(b: &[u8], mut i: usize) -> Option<usize> {
+    let digits = |b: &[u8], mut i: usize| {
+        let s = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        (i, i - s)
+    };
+    if b[i] == b'-' {
+        i += 1;
+    }
+    let (mut end, mut n) = match *b.get(i)? {
+        b'0' => (i + 1, 1),
+        b'1'..=b'9' => digits(b, i),
+        _ => return None,
+    };
+    if b.get(end) == Some(&b'.') {
+        let (e, f) = digits(b, end + 1);
+        if f == 0 {
+            return None;
+        }
+        (end, n) = (e, n + f);
+    }
+    if matches!(b.get(end), Some(b'e' | b'E')) {
+        let mut j = end + 1;
+        if matches!(b.get(j), Some(b'+' | b'-')) {
+            j += 1;
+        }
+        let (e, x) = digits(b, j);
+        if x == 0 || x > 2 {
+            return None;
+        }
+        end = e;
+    }
+    (n <= 15).then_some(end)
+}
+
 /// simd-json decides what is rejected; its error positions are coarse, so
 /// a rejected cell (rare) is re-read by serde_json for a precise message
 /// and byte offset.
@@ -177,6 +334,64 @@ mod tests {
         // a wrong byte after an earlier syntax error: the first problem is reported
         let e = parse(b"[1,,\xff]").unwrap_err();
         assert_eq!((e.offset, e.message.as_str()), (3, "expected value"), "{e}");
+    }
+
+    #[test]
+    fn array_len_counts_plain_arrays_and_is_unsure_of_the_rest() {
+        let sure: [(&[u8], usize); 9] = [
+            (b"[]", 0),
+            (b" [ ] \n", 0),
+            (b"[1, \"a\", {\"b\": [2, {}]}, null, true, false]", 6),
+            (b"[1.5e10, -0, 0.1, -12.25E-3, 1e+99]", 5),
+            (b"[\"a\\\"b\\\\c\\/\\n\\t\"]", 1),
+            (b"[[[]], [[]]]", 2),
+            (b"[{\"a\":1,\"a\":2}]", 1),
+            ("[\"caf\u{e9}\"]".as_bytes(), 1),
+            (b"[123456789012345]", 1),
+        ];
+        for (cell, n) in sure {
+            assert_eq!(array_len(cell), Some(n), "{}", String::from_utf8_lossy(cell));
+            assert!(matches!(parse(cell), Ok(Parsed::Document)));
+        }
+        let deep64 = format!("{}1{}", "[".repeat(64), "]".repeat(64));
+        assert_eq!(array_len(deep64.as_bytes()), Some(1));
+        for cell in [
+            &b""[..],
+            b"null",
+            b"{\"a\": 1}",
+            b"\"x\"",
+            b"[1,]",
+            b"[,1]",
+            b"[1 2]",
+            b"[01]",
+            b"[1.]",
+            b"[.5]",
+            b"[1e]",
+            b"[1e400]",
+            b"[1e100]",
+            b"[1234567890123456]",
+            b"[tru]",
+            b"[nul]",
+            b"[\"\\u0041\"]",
+            b"[\"\\x\"]",
+            b"[\"a\tb\"]",
+            b"[\"a]",
+            b"[1] x",
+            b"[1]]",
+            b"[{\"a\" 1}]",
+            b"[{\"a\":}]",
+            b"[{1:2}]",
+            b"[{\"a\":1,}]",
+            b"[\"\xff\"]",
+            b"\xef\xbb\xbf[]",
+            b"[NaN]",
+            b"[-]",
+            b"[1",
+        ] {
+            assert_eq!(array_len(cell), None, "{}", String::from_utf8_lossy(cell));
+        }
+        let deep65 = format!("{}1{}", "[".repeat(65), "]".repeat(65));
+        assert_eq!(array_len(deep65.as_bytes()), None);
     }
 
     #[test]

@@ -114,6 +114,9 @@ pub struct Program {
     /// The member names the spec reads (`x.name`), by id: one scan of an
     /// object finds all of them (see `FieldCache`).
     pub field_keys: Vec<Box<str>>,
+    /// Bit i set when JSON column i is only ever counted (`len(col)`):
+    /// its cells are checked and counted without building a tape.
+    pub counted_only: u64,
 }
 
 struct Def {
@@ -154,6 +157,7 @@ pub fn compile(stmts: Vec<Stmt>) -> Result<Program, SpecError> {
             steps: vec![],
             n_locals: 0,
             field_keys: vec![],
+            counted_only: 0,
         },
         names: HashMap::new(),
         defs: HashMap::new(),
@@ -240,7 +244,44 @@ pub fn compile(stmts: Vec<Stmt>) -> Result<Program, SpecError> {
     if !c.prog.steps.iter().any(|s| matches!(s.kind, StepKind::Feature { .. })) {
         return err(Pos { line: 1, column: 1 }, "a spec needs at least one `feature`");
     }
+    let mut used = 0;
+    for s in &c.prog.steps {
+        roots_used(&s.expr, &mut used);
+    }
+    let all = match c.prog.json.len() {
+        0 => 0,
+        n => u64::MAX >> (64 - n),
+    };
+    c.prog.counted_only = all & !used;
     Ok(c.prog)
+}
+
+/// Sets bit i of `used` for every use of JSON root i other than `len(root)`.
+fn roots_used(e: &Expr, used: &mut u64) {
+    match e {
+        Expr::Call(Func::Len, args) if matches!(args.as_slice(), [Expr::JsonRoot(_)]) => {}
+        Expr::JsonRoot(i) => *used |= 1 << i,
+        Expr::Const(_) | Expr::Input(_) | Expr::Local(_) | Expr::Slot(_) => {}
+        Expr::Field(x, ..) | Expr::Index(x, _) | Expr::Spread(x) | Expr::Neg(x) | Expr::Not(x) | Expr::IsNull(x, _) => {
+            roots_used(x, used)
+        }
+        Expr::Bin(_, a, b) => {
+            roots_used(a, used);
+            roots_used(b, used);
+        }
+        Expr::Call(_, args) | Expr::KeywordRank { args, .. } => args.iter().for_each(|a| roots_used(a, used)),
+        Expr::Bind { value, body, .. } => {
+            roots_used(value, used);
+            roots_used(body, used);
+        }
+        Expr::Agg { value, seq, cond, .. } => {
+            roots_used(value, used);
+            roots_used(seq, used);
+            if let Some(c) = cond {
+                roots_used(c, used);
+            }
+        }
+    }
 }
 
 fn keyword_table(name: &str, groups: Vec<(i64, Vec<(String, Pos)>)>) -> Result<KeywordTable, SpecError> {

@@ -444,6 +444,15 @@ impl Evaluator {
             for (k, (parser, t)) in parsers.iter_mut().zip(live.iter_mut()).enumerate() {
                 let cell = json[k].bytes(row).unwrap_or_default();
                 out.json_bytes += cell.len() as u64;
+                if prog.counted_only & (1 << k) != 0
+                    && roots_kind[k] != JsonRoot::Object
+                    && let Some(len) = cell::array_len(cell)
+                {
+                    // only `len(col)` is read: an array of `len` elements, no tape
+                    t.0.clear();
+                    t.0.push(simd_json::Node::Array { len, count: 0 });
+                    continue;
+                }
                 match parser.parse(cell, t) {
                     Ok(Parsed::Empty) => t.0.clear(),
                     Ok(Parsed::Document) => {

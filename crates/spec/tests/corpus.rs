@@ -207,3 +207,94 @@ fn json_resume_spec_on_the_jsonresume_corpora() {
     assert!(checked > 300, "{checked}");
     assert!(!out.rejects.is_empty(), "the malformed founders' resumes are rejects");
 }
+
+/// `array_len` (columns the spec only counts) must never accept what the
+/// full parser rejects, and must count as it does: checked on every file of
+/// the suite, every prefix of each (truncated documents), single-byte
+/// mutations, and synthetic cells; it must also be sure of nearly all
+/// plain synthetic arrays, or the fast path is dead.
+#[test]
+fn array_len_agrees_with_the_full_parser() {
+    let mut parser = CellParser::default();
+    let mut check = |cell: &[u8], what: &str| -> bool {
+        let Some(n) = fleet_spec::cell::array_len(cell) else { return false };
+        let mut tape = Tape::null();
+        match parser.parse(cell, &mut tape) {
+            Ok(Parsed::Document) => match tape.0[0] {
+                simd_json::Node::Array { len, .. } => assert_eq!(len, n, "{what}: {:?}", String::from_utf8_lossy(cell)),
+                _ => panic!("{what}: counted a non-array: {:?}", String::from_utf8_lossy(cell)),
+            },
+            other => panic!("{what}: counted {n} where the parser says {other:?}: {:?}", String::from_utf8_lossy(cell)),
+        }
+        true
+    };
+    let mut sure = 0;
+    for (name, bytes) in suite() {
+        sure += usize::from(check(&bytes, &name));
+        for end in 0..bytes.len().min(400) {
+            check(&bytes[..end], &name);
+        }
+    }
+    assert!(sure > 40, "sure of only {sure} suite files");
+    let (mut plain, mut sure) = (0, 0);
+    let marks = [b'[', b']', b'{', b'}', b',', b':', b'"', b'\\', b'0', b'-', b'.', b'e', b' ', b'\t', 0x1f, 0xc3];
+    for i in 0..3000u64 {
+        let p = fleet_synth::Person::generate(11, i, fleet_synth::Profile::Typical, 0.02);
+        for (k, cell) in [p.education, p.work_experience, p.skills, p.interests, p.certifications, p.languages]
+            .into_iter()
+            .enumerate()
+        {
+            let Some(cell) = cell else { continue };
+            let b = cell.as_bytes();
+            if b.first() == Some(&b'[') && k >= 2 {
+                plain += 1;
+                sure += usize::from(check(b, "synthetic"));
+            }
+            // a few mutations per cell: a byte replaced, a byte deleted
+            for m in 0..4u64 {
+                if b.is_empty() {
+                    break;
+                }
+                let at = ((i * 31 + m * 17 + k as u64 * 7) % b.len() as u64) as usize;
+                let mut x = b.to_vec();
+                x[at] = marks[((i + m) % marks.len() as u64) as usize];
+                check(&x, "replaced");
+                let mut y = b.to_vec();
+                y.remove(at);
+                check(&y, "deleted");
+            }
+        }
+    }
+    assert!(sure * 100 >= plain * 95, "sure of {sure} of {plain} synthetic arrays");
+}
+
+/// A spec that only counts a column and one that also reads it give the
+/// same counts and the same rejects, cell for cell.
+#[test]
+fn counting_only_and_parsing_give_the_same_counts_and_rejects() {
+    let counted = Spec::parse("input pid: string\njson doc\nid pid\nfeature n: int32 = len(doc)\n").unwrap();
+    let parsed = Spec::parse(
+        "input pid: string\njson doc\nid pid\nfeature n: int32 = len(doc)\nfeature first: bool = doc[0] is null\n",
+    )
+    .unwrap();
+    let mut cells: Vec<String> = suite().into_iter().filter_map(|(_, b)| String::from_utf8(b).ok()).collect();
+    for i in 0..2000u64 {
+        let p = fleet_synth::Person::generate(5, i, fleet_synth::Profile::Typical, 0.05);
+        cells.extend([p.skills, p.certifications, p.education].into_iter().flatten());
+    }
+    let pids: Vec<String> = (0..cells.len()).map(|i| format!("r{i}")).collect();
+    let batch = RecordBatch::try_from_iter([
+        ("pid", Arc::new(StringArray::from(pids)) as _),
+        ("doc", Arc::new(StringArray::from(cells.clone())) as _),
+    ])
+    .unwrap();
+    let run = |spec: &Spec| {
+        let ev = spec.bind(&batch.schema(), Ymd::new(2025, 7, 1).unwrap()).unwrap();
+        ev.evaluate(&batch, 0..batch.num_rows(), &mut Workspace::default())
+    };
+    let (a, b) = (run(&counted), run(&parsed));
+    assert_eq!(a.columns[0].to_data(), b.columns[0].to_data());
+    assert_eq!(a.rejects, b.rejects);
+    assert_eq!(a.rows_rejected, b.rows_rejected);
+    assert!(a.rows_rejected > 150, "{}", a.rows_rejected);
+}
