@@ -177,6 +177,15 @@ fn scan_key(b: &[u8], i: usize) -> Option<usize> {
 fn scan_string(b: &[u8], mut i: usize) -> Option<usize> {
     i += 1;
     loop {
+        // eight bytes at a time up to the first quote, backslash or control character
+        while let Some(chunk) = b.get(i..i + 8) {
+            let m = special_bytes(u64::from_le_bytes(chunk.try_into().expect("eight bytes")));
+            if m != 0 {
+                i += (m.trailing_zeros() / 8) as usize;
+                break;
+            }
+            i += 8;
+        }
         match *b.get(i)? {
             b'"' => return Some(i + 1),
             b'\\' => match *b.get(i + 1)? {
@@ -187,6 +196,17 @@ fn scan_string(b: &[u8], mut i: usize) -> Option<usize> {
             _ => i += 1,
         }
     }
+}
+
+/// The high bit of the first byte of `x` (little-endian) that is `"`, `\\`
+/// or below 0x20 is set (bits above it may be set spuriously; the lowest
+/// set bit is exact).
+#[inline(always)]
+fn special_bytes(x: u64) -> u64 {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
+    zero(x ^ (LO * u64::from(b'"'))) | zero(x ^ (LO * u64::from(b'\\'))) | (x.wrapping_sub(LO * 0x20) & !x & HI)
 }
 
 fn literal(b: &[u8], i: usize, word: &[u8]) -> Option<usize> {
@@ -392,6 +412,30 @@ mod tests {
         }
         let deep65 = format!("{}1{}", "[".repeat(65), "]".repeat(65));
         assert_eq!(array_len(deep65.as_bytes()), None);
+    }
+
+    #[test]
+    fn array_len_finds_quotes_escapes_and_control_characters_at_every_position() {
+        for pos in 0..24 {
+            let a = "a".repeat(pos);
+            let b = "é".repeat(pos / 2);
+            for (cell, want) in [
+                (format!("[\"{a}\", \"x\"]"), Some(2)),
+                (format!("[\"{b}\", \"{a}\"]"), Some(2)),
+                (format!("[\"{a}\\\"{a}\"]"), Some(1)),
+                (format!("[\"{a}\\\\\", 1]"), Some(2)),
+                (format!("[\"{a}\\u0041\"]"), None),
+                (format!("[\"{a}\u{1}\"]"), None),
+                (format!("[\"{a}\n{a}\"]"), None),
+                (format!("[\"{a}\u{7f}\"]"), Some(1)),
+                (format!("[\"{a}"), None),
+            ] {
+                assert_eq!(array_len(cell.as_bytes()), want, "{cell:?}");
+                if want.is_some() {
+                    assert!(matches!(parse(cell.as_bytes()), Ok(Parsed::Document)), "{cell:?}");
+                }
+            }
+        }
     }
 
     #[test]
