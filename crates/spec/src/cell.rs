@@ -84,7 +84,8 @@ impl CellParser {
 /// escape, a number with more than 15 digits or a three-digit exponent,
 /// nesting deeper than 64, invalid UTF-8, and every syntax error.
 pub fn array_len(cell: &[u8]) -> Option<usize> {
-    if !cell.is_ascii() && std::str::from_utf8(cell).is_err() {
+    // simd-json takes documents below 4 GiB
+    if cell.len() >= u32::MAX as usize || !cell.is_ascii() && std::str::from_utf8(cell).is_err() {
         return None;
     }
     let start = skip_ws(cell, 0);

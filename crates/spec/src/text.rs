@@ -6,12 +6,13 @@
 pub struct Ymd(pub i32);
 
 impl Ymd {
-    /// Builds a date from checked parts.
+    /// Builds a date from checked parts; `None` for a day that does not
+    /// exist or a year too far out to represent (beyond ±214,748).
     pub fn new(year: i32, month: u32, day: u32) -> Option<Self> {
         if day == 0 || day > fleet_contract::days_in_month(year, month)? {
             return None;
         }
-        Some(Ymd(year * 10_000 + month as i32 * 100 + day as i32))
+        year.checked_mul(10_000)?.checked_add(month as i32 * 100 + day as i32).map(Ymd)
     }
     pub fn year(self) -> i32 {
         self.0.div_euclid(10_000)
@@ -133,6 +134,15 @@ mod tests {
             assert_eq!(parse_date(bad), None, "{bad:?}");
         }
         assert_eq!(parse_date("2000-02-29"), Ymd::new(2000, 2, 29));
+    }
+
+    #[test]
+    fn years_too_far_out_are_not_dates() {
+        assert_eq!(Ymd::new(214_748, 12, 31).map(|d| (d.year(), d.month(), d.day())), Some((214_748, 12, 31)));
+        assert_eq!(Ymd::new(-214_748, 1, 1).map(|d| (d.year(), d.month(), d.day())), Some((-214_748, 1, 1)));
+        assert_eq!(Ymd::new(214_749, 1, 1), None);
+        assert_eq!(Ymd::new(i32::MAX, 1, 1), None);
+        assert_eq!(Ymd::new(-214_749, 1, 1), None);
     }
 
     #[test]

@@ -193,7 +193,9 @@ impl FieldCache {
             self.next[id] = self.shape[s];
             self.shape[s] = id as u8 + 1;
         }
+        // generations restart: forget the entries of the last spec, dates too
         self.objects.fill(ObjectEntry::default());
+        self.dates.fill((0, 0, 0, NO_DATE));
         self.generation = 1;
     }
 

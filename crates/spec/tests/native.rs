@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use arrow_array::cast::AsArray;
 use arrow_array::{ArrayRef, Int32Array, RecordBatch, StringArray};
 use fleet_spec::{Spec, Workspace, Ymd};
 use fleet_synth::{Person, Profile};
@@ -343,4 +344,37 @@ fn every_valid_jsontestsuite_document_in_every_place() {
         })
         .collect();
     same_both_ways(&rows);
+}
+
+/// One workspace evaluating two specs in turn (a thread of a pool serving
+/// both): the per-row memo of parsed dates must not carry over, even where
+/// the second spec's date string sits at the same address in the parse
+/// buffer as the first one's.
+#[test]
+fn a_workspace_reused_for_another_spec_forgets_its_dates() {
+    let other = Spec::parse(
+        "input pid: string\njson education\nfeature y: int16 = max(year(date(e.abcdefgh)) for e in education)\n",
+    )
+    .unwrap();
+    let first = batch(&[Row {
+        pid: Some("a".into()),
+        json: [Some(r#"[{"abcdefgh":"2010"}]"#.into()), None, None, None, None, None],
+        ints: (None, None),
+    }]);
+    let second = batch(&[Row {
+        pid: Some("b".into()),
+        json: [Some(r#"[{"end_date":"2019"}]"#.into()), None, None, None, None, None],
+        ints: (None, None),
+    }]);
+    let date = Ymd::new(2025, 7, 1).unwrap();
+    let mut ws = Workspace::default();
+    let y = other.bind(&first.schema(), date).unwrap().evaluate(&first, 0..1, &mut ws);
+    assert_eq!(y.columns[0].as_primitive::<arrow_array::types::Int16Type>().value(0), 2010);
+    let predict = Spec::predict_age().bind(&second.schema(), date).unwrap();
+    for ev in [predict.clone().interpreted(), predict] {
+        let out = ev.evaluate(&second, 0..1, &mut ws);
+        let i = Spec::predict_age().output_schema().index_of("graduation_year").unwrap();
+        let got = out.columns[i].as_primitive::<arrow_array::types::Int16Type>().value(0);
+        assert_eq!(got, 2019, "native: {}", ev.is_native());
+    }
 }
