@@ -366,10 +366,7 @@ fn arith<'a>(op: BinOp, a: &Val<'a>, b: &Val<'a>) -> Val<'a> {
 
 fn scalar<'a>(f: Func, a: Val<'a>, b: Val<'a>, arena: &'a bumpalo::Bump) -> Val<'a> {
     match (f, a) {
-        (Func::Len, Val::Json(nodes)) => match nodes[0] {
-            simd_json::Node::Array { len, .. } | simd_json::Node::Object { len, .. } => Val::Int(len as i64),
-            _ => Val::Null,
-        },
+        (Func::Len, v) => crate::value::len(&v).map_or(Val::Null, Val::Int),
         (Func::Lower, Val::Str(s)) => Val::Str(if s.bytes().any(|b| b.is_ascii_uppercase()) {
             let t = arena.alloc_str(s);
             t.make_ascii_lowercase();

@@ -12,7 +12,7 @@
 use crate::compile::{KeywordTable, Program};
 use crate::eval::{Column, rank_text};
 use crate::text::{Ymd, parse_date};
-use crate::value::{Val, elements, members};
+use crate::value::{Val, elements, len, members};
 
 /// The step names of the built-in spec, in order: the native evaluation
 /// fills the slots by these positions, and [`check`] refuses a program
@@ -72,17 +72,9 @@ fn max_opt(a: Option<i64>, b: i64) -> Option<i64> {
     Some(a.map_or(b, |a| a.max(b)))
 }
 
-/// `least(len(root), 32767)` of an array root.
+/// `least(len(root), 32767)`.
 fn count(root: Val<'_>) -> Val<'static> {
-    match root {
-        Val::Json(nodes) => match nodes[0] {
-            simd_json::Node::Array { len, .. } | simd_json::Node::Object { len, .. } => {
-                Val::Int((len as i64).min(32767))
-            }
-            _ => Val::Null,
-        },
-        _ => Val::Null,
-    }
+    len(&root).map_or(Val::Null, |n| Val::Int(n.min(32767)))
 }
 
 /// Distinct strings under ASCII case folding; the first 16 without allocating.

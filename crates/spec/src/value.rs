@@ -109,6 +109,18 @@ pub fn field_range(nodes: &[Node<'_>], key: &str) -> Option<std::ops::Range<usiz
     found
 }
 
+/// `len(v)`: the number of elements of an array or members of an object.
+#[inline]
+pub fn len(v: &Val<'_>) -> Option<i64> {
+    match v {
+        Val::Json(nodes) => match nodes[0] {
+            Node::Array { len, .. } | Node::Object { len, .. } => Some(len as i64),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// The values of `keys` in the object `v`, found in one scan of its
 /// members (of duplicate keys the last wins); all NULL when `v` is not an
 /// object, NULL for a key it lacks.
