@@ -173,6 +173,7 @@ impl FeatureParser {
         fleet_store::WriteOptions::default()
             .with_compression(compression)
             .with_row_group_bytes(usize::try_from(self.config.row_group_bytes).unwrap_or(usize::MAX))
+            .with_unique_columns(self.spec.id_column().map(str::to_string).into_iter().collect())
     }
 
     fn compression_name(&self) -> &'static str {

@@ -81,11 +81,17 @@ impl CellParser {
 /// columns the spec only counts (`len(skills)`): no tape is built.
 ///
 /// Not sure means anything beyond plain documents: another root, a `\u`
-/// escape, a number with more than 15 digits or a three-digit exponent,
+/// escape of a surrogate, a number with more than 15 digits or a three-digit exponent,
 /// nesting deeper than 64, invalid UTF-8, and every syntax error.
 pub fn array_len(cell: &[u8]) -> Option<usize> {
+    array_len_text(std::str::from_utf8(cell).ok()?)
+}
+
+/// [`array_len`] of a cell already known to be UTF-8 (an Arrow string).
+pub fn array_len_text(cell: &str) -> Option<usize> {
+    let cell = cell.as_bytes();
     // simd-json takes documents below 4 GiB
-    if cell.len() >= u32::MAX as usize || !cell.is_ascii() && std::str::from_utf8(cell).is_err() {
+    if cell.len() >= u32::MAX as usize {
         return None;
     }
     let start = skip_ws(cell, 0);
@@ -173,9 +179,252 @@ fn scan_key(b: &[u8], i: usize) -> Option<usize> {
     (b.get(i) == Some(&b':')).then(|| skip_ws(b, i + 1))
 }
 
+/// Parses `cell`, a JSON array, into `tape` as the full parser would,
+/// except that of every object only the members named in `keys` are kept
+/// (and within their values, again only those); the other members are
+/// checked as strictly as everything else but leave no nodes. Kept strings
+/// are borrowed from the cell. For the columns the native evaluation reads
+/// member by member: it builds a tape of the few members it reads.
+///
+/// `None` when not sure that the cell is valid, with the doubts of
+/// [`array_len`], and also: an escape in a kept string or in any member
+/// name (the parser would unescape it), a kept number other than a plain
+/// integer, kept nesting deeper than 64. The full parser then decides.
+pub fn project<'a>(cell: &'a [u8], keys: &KeySet, tape: &mut Vec<Node<'a>>) -> Option<()> {
+    project_text(std::str::from_utf8(cell).ok()?, keys, tape)
+}
+
+/// [`project`] of a cell already known to be UTF-8 (an Arrow string).
+pub fn project_text<'a>(text: &'a str, keys: &KeySet, tape: &mut Vec<Node<'a>>) -> Option<()> {
+    tape.clear();
+    let b = text.as_bytes();
+    if b.len() >= u32::MAX as usize {
+        return None;
+    }
+    let mut i = skip_ws(b, 0);
+    if b.get(i) != Some(&b'[') {
+        return None;
+    }
+    // open containers: the tape index of their node and their length so far
+    let mut open = [(0usize, 0usize); 64];
+    let mut objects: u64 = 0; // one bit per open container: 1 for an object
+    let mut depth = 0usize;
+    let close = |tape: &mut Vec<Node<'a>>, (at, len): (usize, usize), object: bool| {
+        let count = tape.len() - at - 1;
+        tape[at] = if object { Node::Object { len, count } } else { Node::Array { len, count } };
+    };
+    enum Next {
+        Value,
+        Member,
+        After,
+    }
+    let mut next = Next::Value;
+    loop {
+        match next {
+            // a kept value starts at b[i]
+            Next::Value => {
+                next = Next::After;
+                match *b.get(i)? {
+                    b'"' => {
+                        let (end, escaped) = scan_string_escaped(b, i)?;
+                        if escaped {
+                            return None;
+                        }
+                        tape.push(Node::String(&text[i + 1..end - 1]));
+                        i = end;
+                    }
+                    open_byte @ (b'[' | b'{') => {
+                        let object = open_byte == b'{';
+                        tape.push(if object {
+                            Node::Object { len: 0, count: 0 }
+                        } else {
+                            Node::Array { len: 0, count: 0 }
+                        });
+                        let at = tape.len() - 1;
+                        i = skip_ws(b, i + 1);
+                        if b.get(i) == Some(&if object { b'}' } else { b']' }) {
+                            i += 1;
+                        } else {
+                            if depth == open.len() {
+                                return None;
+                            }
+                            open[depth] = (at, usize::from(!object));
+                            objects = (objects << 1) | u64::from(object);
+                            depth += 1;
+                            next = if object { Next::Member } else { Next::Value };
+                        }
+                    }
+                    b't' => {
+                        i = literal(b, i, b"true")?;
+                        tape.push(Node::Static(StaticNode::Bool(true)));
+                    }
+                    b'f' => {
+                        i = literal(b, i, b"false")?;
+                        tape.push(Node::Static(StaticNode::Bool(false)));
+                    }
+                    b'n' => {
+                        i = literal(b, i, b"null")?;
+                        tape.push(Node::Static(StaticNode::Null));
+                    }
+                    b'-' | b'0'..=b'9' => {
+                        let end = scan_number(b, i)?;
+                        // plain integers only (`-0` is a float to the full parser)
+                        let digits = &text[i..end];
+                        if digits.starts_with("-0") || !digits.bytes().all(|c| c.is_ascii_digit() || c == b'-') {
+                            return None;
+                        }
+                        tape.push(Node::Static(StaticNode::I64(digits.parse().ok()?)));
+                        i = end;
+                    }
+                    _ => return None,
+                }
+            }
+            // at a member name of the innermost open object: skip members until a kept one
+            Next::Member => loop {
+                if b.get(i) != Some(&b'"') {
+                    return None;
+                }
+                let (end, escaped) = scan_string_escaped(b, i)?;
+                if escaped {
+                    return None;
+                }
+                let wanted = keys.contains(b, i + 1, end - 1);
+                let key = i + 1..end - 1;
+                i = skip_ws(b, end);
+                if b.get(i) != Some(&b':') {
+                    return None;
+                }
+                i = skip_ws(b, i + 1);
+                if wanted {
+                    tape.push(Node::String(&text[key]));
+                    open[depth - 1].1 += 1;
+                    next = Next::Value;
+                    break;
+                }
+                // a skipped member: most are strings
+                i = if b.get(i) == Some(&b'"') { scan_string(b, i)? } else { scan_value(b, i)?.0 };
+                i = skip_ws(b, i);
+                match *b.get(i)? {
+                    b',' => i = skip_ws(b, i + 1),
+                    b'}' => {
+                        i += 1;
+                        depth -= 1;
+                        objects >>= 1;
+                        close(tape, open[depth], true);
+                        next = Next::After;
+                        break;
+                    }
+                    _ => return None,
+                }
+            },
+            // after a kept value: a comma and the next one, or closing brackets
+            Next::After => {
+                if depth == 0 {
+                    return (skip_ws(b, i) == b.len()).then_some(());
+                }
+                i = skip_ws(b, i);
+                let object = objects & 1 == 1;
+                match *b.get(i)? {
+                    b',' => {
+                        i = skip_ws(b, i + 1);
+                        if object {
+                            next = Next::Member;
+                        } else {
+                            open[depth - 1].1 += 1;
+                            next = Next::Value;
+                        }
+                    }
+                    c if c == if object { b'}' } else { b']' } => {
+                        i += 1;
+                        depth -= 1;
+                        objects >>= 1;
+                        close(tape, open[depth], object);
+                    }
+                    _ => return None,
+                }
+            }
+        }
+    }
+}
+
+/// The member names a projected parse keeps ([`project`]), in a small
+/// open-addressing table of names packed into integers: a look-up is one
+/// 16-byte load, a multiplication and one or two compares.
+#[derive(Debug, Clone)]
+pub struct KeySet {
+    /// (name packed little-endian and zero-padded, length + 1; 0: empty slot)
+    slots: [(u128, usize); 64],
+    /// Names longer than 16 bytes, compared in full.
+    long: Vec<Box<str>>,
+}
+
+impl KeySet {
+    pub fn new(keys: &[&str]) -> KeySet {
+        let mut set = KeySet { slots: [(0, 0); 64], long: Vec::new() };
+        for k in keys {
+            if k.len() > 16 {
+                set.long.push((*k).into());
+                continue;
+            }
+            let mut buf = [0u8; 16];
+            buf[..k.len()].copy_from_slice(k.as_bytes());
+            let packed = u128::from_le_bytes(buf);
+            let mut h = Self::slot(packed, k.len());
+            while set.slots[h].1 != 0 && set.slots[h] != (packed, k.len() + 1) {
+                h = (h + 1) % 64;
+            }
+            set.slots[h] = (packed, k.len() + 1);
+        }
+        assert!(set.slots.iter().filter(|s| s.1 != 0).count() < 48, "at most 47 short names");
+        set
+    }
+
+    #[inline(always)]
+    fn slot(packed: u128, len: usize) -> usize {
+        let x = (packed as u64) ^ ((packed >> 64) as u64).rotate_left(29) ^ len as u64;
+        (x.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize
+    }
+
+    /// Whether `b[start..end]` (an unescaped member name) is in the set.
+    #[inline(always)]
+    fn contains(&self, b: &[u8], start: usize, end: usize) -> bool {
+        let len = end - start;
+        if len > 16 {
+            return self.long.iter().any(|k| k.as_bytes() == &b[start..end]);
+        }
+        // sixteen bytes from the name's start (a closing quote follows it), the rest masked off
+        let packed = match b.get(start..start + 16) {
+            Some(w) => u128::from_le_bytes(w.try_into().expect("sixteen bytes")),
+            None => {
+                let mut buf = [0u8; 16];
+                buf[..len].copy_from_slice(&b[start..end]);
+                u128::from_le_bytes(buf)
+            }
+        };
+        let packed = if len == 16 { packed } else { packed & ((1u128 << (len * 8)) - 1) };
+        let mut h = Self::slot(packed, len);
+        loop {
+            match self.slots[h] {
+                (_, 0) => return false,
+                (p, l) if p == packed && l == len + 1 => return true,
+                _ => h = (h + 1) % 64,
+            }
+        }
+    }
+}
+
 /// A string starting at the quote `b[i]`: no control characters, only the
-/// one-letter escapes (a `\u` escape is left to the full parser).
-fn scan_string(b: &[u8], mut i: usize) -> Option<usize> {
+/// one-letter escapes and `\u` escapes outside the surrogates (a surrogate
+/// pair is left to the full parser).
+#[inline]
+fn scan_string(b: &[u8], i: usize) -> Option<usize> {
+    scan_string_escaped(b, i).map(|(end, _)| end)
+}
+
+/// [`scan_string`], also telling whether the string has an escape.
+#[inline(always)]
+fn scan_string_escaped(b: &[u8], mut i: usize) -> Option<(usize, bool)> {
+    let mut escaped = false;
     i += 1;
     loop {
         // eight bytes at a time up to the first quote, backslash or control character
@@ -188,9 +437,25 @@ fn scan_string(b: &[u8], mut i: usize) -> Option<usize> {
             i += 8;
         }
         match *b.get(i)? {
-            b'"' => return Some(i + 1),
+            b'"' => return Some((i + 1, escaped)),
             b'\\' => match *b.get(i + 1)? {
-                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
+                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {
+                    escaped = true;
+                    i += 2
+                }
+                b'u' => {
+                    // four hex digits outside the surrogates (pairs are left to the full parser)
+                    let hex = std::str::from_utf8(b.get(i + 2..i + 6)?).ok()?;
+                    if !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
+                        return None;
+                    }
+                    let code = u32::from_str_radix(hex, 16).ok()?;
+                    if (0xd800..0xe000).contains(&code) {
+                        return None;
+                    }
+                    escaped = true;
+                    i += 6
+                }
                 _ => return None,
             },
             0..=0x1f => return None,
@@ -393,7 +658,7 @@ mod tests {
             b"[1234567890123456]",
             b"[tru]",
             b"[nul]",
-            b"[\"\\u0041\"]",
+            b"[\"\\ud800\"]",
             b"[\"\\x\"]",
             b"[\"a\tb\"]",
             b"[\"a]",
@@ -425,7 +690,12 @@ mod tests {
                 (format!("[\"{b}\", \"{a}\"]"), Some(2)),
                 (format!("[\"{a}\\\"{a}\"]"), Some(1)),
                 (format!("[\"{a}\\\\\", 1]"), Some(2)),
-                (format!("[\"{a}\\u0041\"]"), None),
+                (format!("[\"{a}\\u0041\"]"), Some(1)),
+                (format!("[\"{a}\\u00e9\\uFFFF\\u0000\"]"), Some(1)),
+                (format!("[\"{a}\\uD83D\\uDE00\"]"), None),
+                (format!("[\"{a}\\udc00\"]"), None),
+                (format!("[\"{a}\\u00g0\"]"), None),
+                (format!("[\"{a}\\u00e\"]"), None),
                 (format!("[\"{a}\u{1}\"]"), None),
                 (format!("[\"{a}\n{a}\"]"), None),
                 (format!("[\"{a}\u{7f}\"]"), Some(1)),
@@ -435,6 +705,20 @@ mod tests {
                 if want.is_some() {
                     assert!(matches!(parse(cell.as_bytes()), Ok(Parsed::Document)), "{cell:?}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn key_set_finds_exactly_its_names() {
+        let names = ["", "a", "ab", "type", "name", "end_date", "0123456789abcdef", "0123456789abcdefg", "é"];
+        let set = KeySet::new(&names);
+        let others = ["b", "nam", "names", "Name", "end_datf", "0123456789abcdeg", "0123456789abcdefh", "e", "\0"];
+        for (name, want) in names.iter().map(|n| (n, true)).chain(others.iter().map(|n| (n, false))) {
+            // the name in a document, with room for a 16-byte load after it and without
+            for tail in ["\": 1, \"padding\": 2}", "\""] {
+                let doc = format!("\"{name}{tail}");
+                assert_eq!(set.contains(doc.as_bytes(), 1, 1 + name.len()), want, "{name:?} before {tail:?}");
             }
         }
     }

@@ -42,6 +42,15 @@ const STEPS: [&str; 22] = [
     "inferred_years_experience",
 ];
 
+/// Every member name [`evaluate_row`] reads, at any depth: the tapes of
+/// the columns it reads keep only these (see [`crate::cell::project`]).
+pub(crate) const KEYS: [&str; 10] =
+    ["degrees", "school", "type", "end_date", "is_primary", "start_date", "company", "name", "title", "levels"];
+
+/// [`KEYS`] as a look-up table.
+pub(crate) static KEY_SET: std::sync::LazyLock<crate::cell::KeySet> =
+    std::sync::LazyLock::new(|| crate::cell::KeySet::new(&KEYS));
+
 /// Whether `prog` has the layout this module fills (inputs, JSON columns,
 /// keyword tables and steps in the built-in order).
 pub(crate) fn check(prog: &Program) -> bool {

@@ -208,35 +208,18 @@ fn json_resume_spec_on_the_jsonresume_corpora() {
     assert!(!out.rejects.is_empty(), "the malformed founders' resumes are rejects");
 }
 
-/// `array_len` (columns the spec only counts) must never accept what the
-/// full parser rejects, and must count as it does: checked on every file of
-/// the suite, every prefix of each (truncated documents), single-byte
-/// mutations, and synthetic cells; it must also be sure of nearly all
-/// plain synthetic arrays, or the fast path is dead.
-#[test]
-fn array_len_agrees_with_the_full_parser() {
-    let mut parser = CellParser::default();
-    let mut check = |cell: &[u8], what: &str| -> bool {
-        let Some(n) = fleet_spec::cell::array_len(cell) else { return false };
-        let mut tape = Tape::null();
-        match parser.parse(cell, &mut tape) {
-            Ok(Parsed::Document) => match tape.0[0] {
-                simd_json::Node::Array { len, .. } => assert_eq!(len, n, "{what}: {:?}", String::from_utf8_lossy(cell)),
-                _ => panic!("{what}: counted a non-array: {:?}", String::from_utf8_lossy(cell)),
-            },
-            other => panic!("{what}: counted {n} where the parser says {other:?}: {:?}", String::from_utf8_lossy(cell)),
-        }
-        true
-    };
-    let mut sure = 0;
+/// The cells the fast scanners are checked on, each with what it is: every
+/// file of the suite, every prefix of each (truncated documents), synthetic
+/// cells of both JSON-array kinds (`k` 0 and 1 are education and
+/// work_experience, the columns read member by member) and single-byte
+/// mutations of them. `plain` marks the unmutated synthetic arrays.
+fn scanner_cells(mut f: impl FnMut(&[u8], &str, Option<usize>)) {
     for (name, bytes) in suite() {
-        sure += usize::from(check(&bytes, &name));
+        f(&bytes, &name, None);
         for end in 0..bytes.len().min(400) {
-            check(&bytes[..end], &name);
+            f(&bytes[..end], "a prefix of a suite file", None);
         }
     }
-    assert!(sure > 40, "sure of only {sure} suite files");
-    let (mut plain, mut sure) = (0, 0);
     let marks = [b'[', b']', b'{', b'}', b',', b':', b'"', b'\\', b'0', b'-', b'.', b'e', b' ', b'\t', 0x1f, 0xc3];
     for i in 0..3000u64 {
         let p = fleet_synth::Person::generate(11, i, fleet_synth::Profile::Typical, 0.02);
@@ -246,9 +229,8 @@ fn array_len_agrees_with_the_full_parser() {
         {
             let Some(cell) = cell else { continue };
             let b = cell.as_bytes();
-            if b.first() == Some(&b'[') && k >= 2 {
-                plain += 1;
-                sure += usize::from(check(b, "synthetic"));
+            if b.first() == Some(&b'[') {
+                f(b, "synthetic", Some(k));
             }
             // a few mutations per cell: a byte replaced, a byte deleted
             for m in 0..4u64 {
@@ -258,14 +240,122 @@ fn array_len_agrees_with_the_full_parser() {
                 let at = ((i * 31 + m * 17 + k as u64 * 7) % b.len() as u64) as usize;
                 let mut x = b.to_vec();
                 x[at] = marks[((i + m) % marks.len() as u64) as usize];
-                check(&x, "replaced");
+                f(&x, "replaced", None);
                 let mut y = b.to_vec();
                 y.remove(at);
-                check(&y, "deleted");
+                f(&y, "deleted", None);
             }
         }
     }
+}
+
+/// `array_len` (columns the spec only counts) must never accept what the
+/// full parser rejects, and must count as it does; it must also be sure of
+/// nearly all plain synthetic arrays, or the fast path is dead.
+#[test]
+fn array_len_agrees_with_the_full_parser() {
+    let mut parser = CellParser::default();
+    let (mut suite_sure, mut plain, mut sure) = (0, 0, 0);
+    scanner_cells(|cell, what, synthetic| {
+        plain += usize::from(synthetic.is_some_and(|k| k >= 2));
+        let Some(n) = fleet_spec::cell::array_len(cell) else { return };
+        let mut tape = Tape::null();
+        match parser.parse(cell, &mut tape) {
+            Ok(Parsed::Document) => match tape.0[0] {
+                simd_json::Node::Array { len, .. } => assert_eq!(len, n, "{what}: {:?}", String::from_utf8_lossy(cell)),
+                _ => panic!("{what}: counted a non-array: {:?}", String::from_utf8_lossy(cell)),
+            },
+            other => panic!("{what}: counted {n} where the parser says {other:?}: {:?}", String::from_utf8_lossy(cell)),
+        }
+        suite_sure += usize::from(what.ends_with(".json") && synthetic.is_none());
+        sure += usize::from(synthetic.is_some_and(|k| k >= 2));
+    });
+    assert!(suite_sure > 40, "sure of only {suite_sure} suite files");
     assert!(sure * 100 >= plain * 95, "sure of {sure} of {plain} synthetic arrays");
+}
+
+/// The full parser's tape of `nodes` with only the members named in `keys`
+/// kept, as `cell::project` should build it.
+fn projected<'a>(nodes: &[simd_json::Node<'a>], keys: &[&str], out: &mut Vec<simd_json::Node<'a>>) -> usize {
+    use simd_json::Node;
+    let at = out.len();
+    out.push(nodes[0]);
+    let mut used = 1;
+    match nodes[0] {
+        Node::Array { len, .. } => {
+            for _ in 0..len {
+                used += projected(&nodes[used..], keys, out);
+            }
+        }
+        Node::Object { len, .. } => {
+            let mut kept = 0;
+            for _ in 0..len {
+                let Node::String(k) = nodes[used] else { panic!("a member name") };
+                used += 1;
+                if keys.contains(&k) {
+                    out.push(Node::String(k));
+                    used += projected(&nodes[used..], keys, out);
+                    kept += 1;
+                } else {
+                    let mut skipped = Vec::new();
+                    used += projected(&nodes[used..], &[], &mut skipped);
+                }
+            }
+            out[at] = Node::Object { len: kept, count: out.len() - at - 1 };
+        }
+        _ => {}
+    }
+    if let Node::Array { len, .. } = nodes[0] {
+        out[at] = Node::Array { len, count: out.len() - at - 1 };
+    }
+    // the nodes of nodes[0] as the parser laid them out
+    match nodes[0] {
+        Node::Array { count, .. } | Node::Object { count, .. } => assert_eq!(used, count + 1),
+        _ => {}
+    }
+    used
+}
+
+/// `project` (the columns the native evaluation reads) must never accept
+/// what the full parser rejects, and its tape must be the parser's with
+/// only the named members kept; it must be sure of nearly all plain
+/// synthetic education and work_experience cells.
+#[test]
+fn project_agrees_with_the_full_parser() {
+    // the native evaluation's member names, and names that are not in the data
+    let key_sets: [&[&str]; 3] = [
+        &["degrees", "school", "type", "end_date", "is_primary", "start_date", "company", "name", "title", "levels"],
+        &["a", "", "foo", "b"],
+        &[],
+    ];
+    let mut parser = CellParser::default();
+    let (mut suite_sure, mut plain, mut sure) = (0, 0, 0);
+    scanner_cells(|cell, what, synthetic| {
+        plain += usize::from(synthetic.is_some_and(|k| k < 2));
+        for (n, keys) in key_sets.iter().enumerate() {
+            let mut tape = Vec::new();
+            if fleet_spec::cell::project(cell, &fleet_spec::cell::KeySet::new(keys), &mut tape).is_none() {
+                continue;
+            }
+            let mut full = Tape::null();
+            match parser.parse(cell, &mut full) {
+                Ok(Parsed::Document) if matches!(full.0[0], simd_json::Node::Array { .. }) => {
+                    let mut want = Vec::new();
+                    projected(&full.0, keys, &mut want);
+                    assert_eq!(tape, want, "{what}, keys {n}: {:?}", String::from_utf8_lossy(cell));
+                }
+                other => {
+                    panic!("{what}: projected where the parser says {other:?}: {:?}", String::from_utf8_lossy(cell))
+                }
+            }
+            if n == 0 {
+                suite_sure += usize::from(what.ends_with(".json"));
+                sure += usize::from(synthetic.is_some_and(|k| k < 2));
+            }
+        }
+    });
+    assert!(suite_sure > 25, "sure of only {suite_sure} suite files");
+    assert!(sure * 100 >= plain * 95, "sure of {sure} of {plain} synthetic education and work cells");
 }
 
 /// A spec that only counts a column and one that also reads it give the

@@ -243,6 +243,7 @@ pub struct WriteOptions {
     compression: Compression,
     row_group_bytes: usize,
     max_row_group_rows: usize,
+    unique_columns: Vec<String>,
 }
 
 impl Default for WriteOptions {
@@ -251,6 +252,7 @@ impl Default for WriteOptions {
             compression: Compression::ZSTD(ZstdLevel::try_new(3).expect("valid level")),
             row_group_bytes: 128 << 20,
             max_row_group_rows: 1 << 20,
+            unique_columns: Vec::new(),
         }
     }
 }
@@ -267,6 +269,12 @@ impl WriteOptions {
     /// Upper bound on rows per row group. Default 1,048,576.
     pub fn with_max_row_group_rows(self, max_row_group_rows: usize) -> Self {
         Self { max_row_group_rows, ..self }
+    }
+    /// Top-level columns whose values are (nearly) all distinct, such as a
+    /// row id: written without dictionary encoding, which would only be
+    /// tried and abandoned for them.
+    pub fn with_unique_columns(self, unique_columns: Vec<String>) -> Self {
+        Self { unique_columns, ..self }
     }
 }
 
@@ -352,7 +360,12 @@ impl ParquetSink {
         let uri = loc.uri_of(&path);
         let hash = Arc::new(Mutex::new(Hash::default()));
         let inner = BufWriter::with_capacity(loc.store().clone(), path, 8 << 20);
-        let props = WriterProperties::builder()
+        let props = opts
+            .unique_columns
+            .iter()
+            .fold(WriterProperties::builder(), |b, c| {
+                b.set_column_dictionary_enabled(parquet::schema::types::ColumnPath::from(c.as_str()), false)
+            })
             .set_compression(opts.compression)
             .set_max_row_group_row_count(Some(opts.max_row_group_rows))
             .build();
@@ -395,6 +408,25 @@ mod tests {
     use super::*;
     use arrow_array::{Int32Array, StringArray};
     use futures::TryStreamExt;
+
+    #[tokio::test]
+    async fn unique_columns_are_written_without_a_dictionary() {
+        let loc = Location::parse("memory:///pq-unique/").unwrap();
+        let batch = RecordBatch::try_from_iter([
+            ("a", Arc::new(Int32Array::from_iter_values((0..1000).map(|i| i % 3))) as _),
+            ("id", Arc::new(StringArray::from_iter_values((0..1000).map(|i| format!("p{i}")))) as _),
+        ])
+        .unwrap();
+        let opts = WriteOptions::default().with_unique_columns(vec!["id".into()]);
+        let mut sink = ParquetSink::create(&loc, loc.join("x.parquet").unwrap(), batch.schema(), &opts).unwrap();
+        sink.write(&batch).await.unwrap();
+        sink.close().await.unwrap();
+        let bytes = loc.get_bytes("x.parquet").await.unwrap();
+        let reader = parquet::file::serialized_reader::SerializedFileReader::new(Bytes::from(bytes)).unwrap();
+        let rg = parquet::file::reader::FileReader::metadata(&reader).row_group(0).clone();
+        assert!(rg.column(0).dictionary_page_offset().is_some(), "a: {:?}", rg.column(0));
+        assert!(rg.column(1).dictionary_page_offset().is_none(), "id: {:?}", rg.column(1));
+    }
 
     #[tokio::test]
     async fn parquet_round_trip_with_projection_and_row_groups() {
