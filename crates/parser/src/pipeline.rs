@@ -1,10 +1,11 @@
 //! The shard pipeline: a reader task, parallel evaluation on the Rayon pool,
-//! and the writer, overlapped so that reading batch i+2, evaluating batch
-//! i+1 and writing batch i happen at once. Memory is bounded by a few
+//! and the writer, overlapped so that reading the next batches, evaluating
+//! the [`IN_FLIGHT`] batches before them and writing the oldest happen at
+//! once. Memory is bounded by a few
 //! batches, whatever the shard size.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -255,6 +256,20 @@ fn pretty<T: serde::Serialize>(v: &T) -> Vec<u8> {
     b
 }
 
+/// Batches being evaluated at once, besides the one being written: enough
+/// that the Rayon pool always has the next batch while the oldest is
+/// written, few enough to bound memory.
+const IN_FLIGHT: usize = 2;
+
+type Closing = (String, String, tokio::task::JoinHandle<fleet_store::Result<fleet_store::SinkStats>>);
+
+/// Waits for a data file's sink to complete.
+async fn finish((key, source, close): Closing) -> Result<CommittedFile, ParserError> {
+    let stats = close.await.map_err(|e| ParserError::Pool(e.to_string()))??;
+    info!(source = %source, file = %stats.uri, rows = stats.rows, bytes = stats.bytes, "Wrote a data file.");
+    Ok(CommittedFile { key, source, rows: stats.rows, bytes: stats.bytes, crc32c: stats.crc32c })
+}
+
 async fn process(fp: &FeatureParser, mine: &[InputObject], progress: &Progress) -> Result<Totals, ParserError> {
     let cfg = &fp.config;
     let schema = fp.spec.output_schema();
@@ -308,30 +323,32 @@ async fn process(fp: &FeatureParser, mine: &[InputObject], progress: &Progress) 
             }
         })
     };
-    for (i, obj) in mine.iter().enumerate() {
-        let uri = obj.uri();
-        let key = layout::data_key(&cfg.partition, &uri);
-        let mut sink = ParquetSink::create(&fp.output, fp.output.join(&key)?, schema.clone(), &opts)?;
-        let mut evaluator: Option<Evaluator> = None;
-        let mut pending: Option<(u64, tokio::task::JoinHandle<Result<Evaluated, ParserError>>)> = None;
-        let mut rows_in_obj = 0u64;
-        loop {
-            let got = match rx.recv().await {
-                Some((j, got)) => {
-                    debug_assert_eq!(i, j, "batches arrive object by object");
-                    got
-                }
-                // the reader sends the error that stops it, so an early end is a panic
-                None => {
-                    let why = match (&mut reader).await {
-                        Err(e) => e.to_string(),
-                        Ok(()) => "without an error".into(),
-                    };
-                    return Err(ParserError::Pool(format!("the reader stopped before the end of {uri}: {why}")));
-                }
-            };
-            let next = match got {
-                Some(batch) => {
+    let mut closing = None;
+    let objects = async {
+        for (i, obj) in mine.iter().enumerate() {
+            let uri = obj.uri();
+            let key = layout::data_key(&cfg.partition, &uri);
+            let mut sink = ParquetSink::create(&fp.output, fp.output.join(&key)?, schema.clone(), &opts)?;
+            let mut evaluator: Option<Evaluator> = None;
+            let mut pending: VecDeque<(u64, tokio::task::JoinHandle<Result<Evaluated, ParserError>>)> = VecDeque::new();
+            let mut rows_in_obj = 0u64;
+            loop {
+                let got = match rx.recv().await {
+                    Some((j, got)) => {
+                        debug_assert_eq!(i, j, "batches arrive object by object");
+                        got
+                    }
+                    // the reader sends the error that stops it, so an early end is a panic
+                    None => {
+                        let why = match (&mut reader).await {
+                            Err(e) => e.to_string(),
+                            Ok(()) => "without an error".into(),
+                        };
+                        return Err(ParserError::Pool(format!("the reader stopped before the end of {uri}: {why}")));
+                    }
+                };
+                let done = got.is_none();
+                if let Some(batch) = got {
                     let batch = batch?;
                     if evaluator.is_none() {
                         let ev = fp
@@ -344,36 +361,52 @@ async fn process(fp: &FeatureParser, mine: &[InputObject], progress: &Progress) 
                     let (pool, schema) = (fp.pool.clone(), schema.clone());
                     let base = rows_in_obj;
                     rows_in_obj += batch.num_rows() as u64;
-                    Some((base, tokio::task::spawn_blocking(move || evaluate_parallel(&ev, &batch, &pool, schema))))
+                    pending.push_back((
+                        base,
+                        tokio::task::spawn_blocking(move || evaluate_parallel(&ev, &batch, &pool, schema)),
+                    ));
                 }
-                None => None,
-            };
-            if let Some((base, handle)) = pending.take() {
-                let e = handle.await.map_err(|e| ParserError::Pool(e.to_string()))??;
-                sink.write(&e.batch).await?;
-                if !e.rejects.is_empty() {
-                    for r in &e.rejects {
-                        *t.by_column.entry(r.column.clone()).or_default() += 1;
+                // Up to IN_FLIGHT batches are evaluated while the oldest is written.
+                while pending.len() > IN_FLIGHT || done && !pending.is_empty() {
+                    let (base, handle) = pending.pop_front().expect("not empty");
+                    let e = handle.await.map_err(|e| ParserError::Pool(e.to_string()))??;
+                    sink.write(&e.batch).await?;
+                    if !e.rejects.is_empty() {
+                        for r in &e.rejects {
+                            *t.by_column.entry(r.column.clone()).or_default() += 1;
+                        }
+                        t.cells_rejected += e.rejects.len() as u64;
+                        rejects_sink.write(&rejects_batch(&rschema, &e.rejects, &uri, base)?).await?;
                     }
-                    t.cells_rejected += e.rejects.len() as u64;
-                    rejects_sink.write(&rejects_batch(&rschema, &e.rejects, &uri, base)?).await?;
+                    t.rows_rejected += e.rows_rejected;
+                    t.json_bytes += e.json_bytes;
+                    t.rows += e.batch.num_rows() as u64;
+                    progress.rows.fetch_add(e.batch.num_rows() as u64, Ordering::Relaxed);
+                    progress.json_bytes.fetch_add(e.json_bytes, Ordering::Relaxed);
                 }
-                t.rows_rejected += e.rows_rejected;
-                t.json_bytes += e.json_bytes;
-                t.rows += e.batch.num_rows() as u64;
-                progress.rows.fetch_add(e.batch.num_rows() as u64, Ordering::Relaxed);
-                progress.json_bytes.fetch_add(e.json_bytes, Ordering::Relaxed);
+                if done {
+                    break;
+                }
             }
-            pending = next;
-            if pending.is_none() {
-                break;
+            // The last row group is encoded and the object completed while the
+            // next object's batches are evaluated (one object at a time, so
+            // memory stays bounded).
+            if let Some(previous) = closing.replace((key, uri, tokio::spawn(sink.close()))) {
+                t.files.push(finish(previous).await?);
             }
+            t.bytes_read += obj.size;
         }
-        let stats = sink.close().await?;
-        t.bytes_read += obj.size;
-        info!(source = %uri, file = %stats.uri, rows = stats.rows, bytes = stats.bytes, "Wrote a data file.");
-        t.files.push(CommittedFile { key, source: uri, rows: stats.rows, bytes: stats.bytes, crc32c: stats.crc32c });
+        Ok::<(), ParserError>(())
     }
+    .await;
+    // the earlier objects are completed even when a later one fails
+    if let Some(last) = closing {
+        let file = finish(last).await;
+        if objects.is_ok() {
+            t.files.push(file?);
+        }
+    }
+    objects?;
     reader.await.map_err(|e| ParserError::Pool(e.to_string()))?;
     rejects_sink.close().await?;
     Ok(t)

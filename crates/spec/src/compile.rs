@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 
+use crate::packed::PackedMap;
+
 use crate::SpecError;
 use crate::syntax::{Ast, Node, Pos, Stmt};
 use crate::text::for_each_word;
@@ -65,41 +67,13 @@ pub struct Step {
     pub reads: u64,
 }
 
-/// Single words and two-word phrases with their ranks, hashed as the bytes
+/// Single words and two-word phrases with their ranks, keyed by the bytes
 /// of the normalised words ("ph d" is `b"ph d"`).
 #[derive(Debug, Clone, Default)]
 pub struct KeywordTable {
-    pub ranks: HashMap<Box<[u8]>, i64, FxBuild>,
+    pub ranks: PackedMap<i64>,
     pub has_pairs: bool,
     pub max_word: usize,
-}
-
-/// A small fast hasher for short keys (FxHash), so keyword look-ups stay cheap.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct FxBuild;
-#[derive(Debug, Default)]
-pub struct FxHasher(u64);
-impl std::hash::BuildHasher for FxBuild {
-    type Hasher = FxHasher;
-    fn build_hasher(&self) -> FxHasher {
-        FxHasher(0)
-    }
-}
-impl std::hash::Hasher for FxHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-            self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(K);
-        }
-        for &b in chunks.remainder() {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
-        }
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -286,6 +260,7 @@ fn roots_used(e: &Expr, used: &mut u64) {
 
 fn keyword_table(name: &str, groups: Vec<(i64, Vec<(String, Pos)>)>) -> Result<KeywordTable, SpecError> {
     let mut t = KeywordTable::default();
+    let mut ranks: Vec<(Vec<u8>, i64)> = Vec::new();
     for (rank, words) in groups {
         for (kw, pos) in words {
             let mut parts: Vec<Vec<u8>> = Vec::new();
@@ -303,11 +278,13 @@ fn keyword_table(name: &str, groups: Vec<(i64, Vec<(String, Pos)>)>) -> Result<K
             t.max_word = t.max_word.max(parts.iter().map(Vec::len).max().unwrap_or(0));
             t.has_pairs |= parts.len() == 2;
             let key = parts.join(&b' ');
-            if t.ranks.insert(key.into_boxed_slice(), rank).is_some() {
+            if ranks.iter().any(|(k, _)| *k == key) {
                 return err(pos, format!("keyword {kw:?} appears twice in `{name}`"));
             }
+            ranks.push((key, rank));
         }
     }
+    t.ranks = PackedMap::new(ranks.iter().map(|(k, r)| (k.as_slice(), *r)));
     Ok(t)
 }
 

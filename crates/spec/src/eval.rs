@@ -436,7 +436,7 @@ pub(crate) fn rank_text(t: &KeywordTable, text: &str, best: &mut Option<i64>) {
         if w.len() <= t.max_word
             && let Some(r) = t.ranks.get(w)
         {
-            *best = Some(best.map_or(*r, |b| b.max(*r)));
+            *best = Some(best.map_or(r, |b| b.max(r)));
         }
         if t.has_pairs {
             if let Some(pl) = prev_len
@@ -448,7 +448,7 @@ pub(crate) fn rank_text(t: &KeywordTable, text: &str, best: &mut Option<i64>) {
                 pair[pl] = b' ';
                 pair[pl + 1..n].copy_from_slice(w);
                 if let Some(r) = t.ranks.get(&pair[..n]) {
-                    *best = Some(best.map_or(*r, |b| b.max(*r)));
+                    *best = Some(best.map_or(r, |b| b.max(r)));
                 }
             }
             prev[..w.len()].copy_from_slice(w);

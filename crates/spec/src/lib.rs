@@ -33,6 +33,7 @@ pub mod cell;
 mod compile;
 mod eval;
 mod native;
+mod packed;
 mod syntax;
 pub mod text;
 mod value;
