@@ -259,7 +259,7 @@ fn pretty<T: serde::Serialize>(v: &T) -> Vec<u8> {
 /// Batches being evaluated at once, besides the one being written: enough
 /// that the Rayon pool always has the next batch while the oldest is
 /// written, few enough to bound memory.
-const IN_FLIGHT: usize = 2;
+const IN_FLIGHT: usize = 3;
 
 type Closing = (String, String, tokio::task::JoinHandle<fleet_store::Result<fleet_store::SinkStats>>);
 
