@@ -52,14 +52,20 @@ pub(crate) static KEY_SET: std::sync::LazyLock<crate::cell::KeySet> =
     std::sync::LazyLock::new(|| crate::cell::KeySet::new(&KEYS));
 
 /// Whether `prog` has the layout this module fills (inputs, JSON columns,
-/// keyword tables and steps in the built-in order).
+/// keyword tables and steps in the built-in order) and reads the members
+/// the tapes keep ([`KEYS`]), no more and no fewer.
 pub(crate) fn check(prog: &Program) -> bool {
     let inputs: Vec<&str> = prog.inputs.iter().map(|i| i.name.as_str()).collect();
     let steps: Vec<&str> = prog.steps.iter().map(|s| s.name.as_str()).collect();
+    let mut members: Vec<&str> = prog.field_keys.iter().map(|k| &**k).collect();
+    let mut keys = KEYS.to_vec();
+    members.sort_unstable();
+    keys.sort_unstable();
     inputs == ["pid", "linkedin_connections", "inferred_years_experience"]
         && prog.json == ["education", "work_experience", "skills", "interests", "certifications", "languages"]
         && prog.keywords.len() == 2
         && steps == STEPS
+        && members == keys
 }
 
 /// `greatest(0, months(start, coalesce(end, ref_date)))`; `None` without a start date.
