@@ -83,8 +83,9 @@ impl CellParser {
 /// columns the spec only counts (`len(skills)`): no tape is built.
 ///
 /// Not sure means anything beyond plain documents: another root, a `\u`
-/// escape of a surrogate, a number with more than 15 digits or a three-digit exponent,
-/// nesting deeper than 64, invalid UTF-8, and every syntax error.
+/// escape of a surrogate, a number with more than 15 digits or a
+/// three-digit exponent, nesting deeper than 64, invalid UTF-8, and every
+/// syntax error.
 pub fn array_len(cell: &[u8]) -> Option<usize> {
     array_len_text(std::str::from_utf8(cell).ok()?)
 }
@@ -351,11 +352,11 @@ pub fn project_text<'a>(text: &'a str, keys: &KeySet, tape: &mut Vec<Node<'a>>) 
 
 /// The member names a projected parse keeps ([`project`]).
 #[derive(Debug, Clone)]
-pub struct KeySet(PackedMap<bool>);
+pub struct KeySet(PackedMap<()>);
 
 impl KeySet {
     pub fn new(keys: &[&str]) -> KeySet {
-        KeySet(PackedMap::new(keys.iter().map(|k| (k.as_bytes(), true))))
+        KeySet(PackedMap::new(keys.iter().map(|k| (k.as_bytes(), ()))))
     }
 
     /// Whether `b[start..end]` (an unescaped member name) is in the set.

@@ -3,9 +3,8 @@
 
 use std::collections::HashMap;
 
-use crate::packed::PackedMap;
-
 use crate::SpecError;
+use crate::packed::PackedMap;
 use crate::syntax::{Ast, Node, Pos, Stmt};
 use crate::text::for_each_word;
 use crate::value::{Agg, BinOp, Const, Expr, Func};
@@ -260,7 +259,7 @@ fn roots_used(e: &Expr, used: &mut u64) {
 
 fn keyword_table(name: &str, groups: Vec<(i64, Vec<(String, Pos)>)>) -> Result<KeywordTable, SpecError> {
     let mut t = KeywordTable::default();
-    let mut ranks: Vec<(Vec<u8>, i64)> = Vec::new();
+    let mut ranks: HashMap<Vec<u8>, i64> = HashMap::new();
     for (rank, words) in groups {
         for (kw, pos) in words {
             let mut parts: Vec<Vec<u8>> = Vec::new();
@@ -278,10 +277,9 @@ fn keyword_table(name: &str, groups: Vec<(i64, Vec<(String, Pos)>)>) -> Result<K
             t.max_word = t.max_word.max(parts.iter().map(Vec::len).max().unwrap_or(0));
             t.has_pairs |= parts.len() == 2;
             let key = parts.join(&b' ');
-            if ranks.iter().any(|(k, _)| *k == key) {
+            if ranks.insert(key, rank).is_some() {
                 return err(pos, format!("keyword {kw:?} appears twice in `{name}`"));
             }
-            ranks.push((key, rank));
         }
     }
     t.ranks = PackedMap::new(ranks.iter().map(|(k, r)| (k.as_slice(), *r)));

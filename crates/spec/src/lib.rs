@@ -443,27 +443,26 @@ impl Evaluator {
             let mut live: Vec<Tape<'_>> = std::mem::take(tapes).into_iter().map(Tape::reset).collect();
             let mut rejected = 0u64;
             for (k, (parser, t)) in parsers.iter_mut().zip(live.iter_mut()).enumerate() {
-                // string columns are valid UTF-8 already (the Parquet reader checks them)
                 let text = json[k].str(row);
                 let cell = text.map_or_else(|| json[k].bytes(row).unwrap_or_default(), str::as_bytes);
-                let text = text.or_else(|| std::str::from_utf8(cell).ok());
                 out.json_bytes += cell.len() as u64;
-                if prog.counted_only & (1 << k) != 0
-                    && roots_kind[k] != JsonRoot::Object
-                    && let Some(len) = text.and_then(cell::array_len_text)
+                // Fast paths, each sure of what it accepts; simd-json decides the rest.
+                // Only `len(col)` is read: counted, no tape. The native evaluation
+                // reads a few members: a tape of those alone.
+                let counted = prog.counted_only & (1 << k) != 0 && roots_kind[k] != JsonRoot::Object;
+                let projected = !counted && self.native && roots_kind[k] == JsonRoot::Array;
+                // string columns are valid UTF-8 already (the Parquet reader checks them)
+                if (counted || projected)
+                    && let Some(text) = text.or_else(|| std::str::from_utf8(cell).ok())
                 {
-                    // only `len(col)` is read: an array of `len` elements, no tape
-                    t.0.clear();
-                    t.0.push(simd_json::Node::Array { len, count: 0 });
-                    continue;
-                }
-                if self.native
-                    && roots_kind[k] == JsonRoot::Array
-                    && let Some(text) = text
-                    && cell::project_text(text, &native::KEY_SET, &mut t.0).is_some()
-                {
-                    // the native evaluation reads only these members: a tape of them alone
-                    continue;
+                    if counted && let Some(len) = cell::array_len_text(text) {
+                        t.0.clear();
+                        t.0.push(simd_json::Node::Array { len, count: 0 });
+                        continue;
+                    }
+                    if projected && cell::project_text(text, &native::KEY_SET, &mut t.0).is_some() {
+                        continue;
+                    }
                 }
                 match parser.parse(cell, t) {
                     Ok(Parsed::Empty) => t.0.clear(),

@@ -26,6 +26,11 @@ fn errors_name_line_column_and_what_was_expected() {
         ("feature n: int16 = len(jobs) len(jobs)", (3, 30), "expected end of line"),
         ("feature n: int16 = keyword_rank(nope, \"x\")", (3, 33), "`nope` is not a keyword table"),
         ("keywords k { 1: \"a b c\" }\nfeature n: int8 = keyword_rank(k, \"x\")", (3, 17), "must be one or two words"),
+        (
+            "keywords k { 1: \"a\", \"Ph.D\"\n 2: \"phd\" }\nfeature n: int8 = keyword_rank(k, \"x\")",
+            (4, 5),
+            "keyword \"phd\" appears twice in `k`",
+        ),
         ("feature pid: string = pid\nfeature pid: string = pid", (4, 1), "`pid` is already defined"),
         ("feature n: int16 = jobs[*]", (3, 24), "`[*]` is only allowed"),
         ("frobnicate x", (3, 1), "expected a statement"),
