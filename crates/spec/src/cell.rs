@@ -106,7 +106,15 @@ pub fn array_len_text(cell: &str) -> Option<usize> {
 }
 
 #[inline(always)]
-fn skip_ws(b: &[u8], mut i: usize) -> usize {
+fn skip_ws(b: &[u8], i: usize) -> usize {
+    match b.get(i) {
+        // compact JSON: no whitespace between tokens, one compare
+        Some(&c) if c > b' ' => i,
+        _ => skip_ws_loop(b, i),
+    }
+}
+
+fn skip_ws_loop(b: &[u8], mut i: usize) -> usize {
     while i < b.len() && is_json_ws(b[i]) {
         i += 1;
     }
@@ -380,7 +388,17 @@ fn scan_string_escaped(b: &[u8], mut i: usize) -> Option<(usize, bool)> {
     let mut escaped = false;
     i += 1;
     loop {
-        // eight bytes at a time up to the first quote, backslash or control character
+        // sixteen, then eight bytes at a time up to the first quote, backslash or control character
+        #[cfg(target_arch = "x86_64")]
+        while let Some(chunk) = b.get(i..i + 16) {
+            let m = special_16(chunk.try_into().expect("sixteen bytes"));
+            if m != 0 {
+                i += m.trailing_zeros() as usize;
+                break;
+            }
+            i += 16;
+        }
+        #[cfg(not(target_arch = "x86_64"))]
         while let Some(chunk) = b.get(i..i + 8) {
             let m = special_bytes(u64::from_le_bytes(chunk.try_into().expect("eight bytes")));
             if m != 0 {
@@ -420,12 +438,29 @@ fn scan_string_escaped(b: &[u8], mut i: usize) -> Option<(usize, bool)> {
 /// The high bit of the first byte of `x` (little-endian) that is `"`, `\\`
 /// or below 0x20 is set (bits above it may be set spuriously; the lowest
 /// set bit is exact).
+#[cfg_attr(target_arch = "x86_64", allow(dead_code, reason = "x86-64 has special_16; tested against it"))]
 #[inline(always)]
 fn special_bytes(x: u64) -> u64 {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
     let zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
     zero(x ^ (LO * u64::from(b'"'))) | zero(x ^ (LO * u64::from(b'\\'))) | (x.wrapping_sub(LO * 0x20) & !x & HI)
+}
+
+/// One bit per byte of `chunk` that is `"`, `\\` or below 0x20: sixteen
+/// bytes in a few SSE2 instructions (x86-64's baseline, so always there;
+/// `safe_arch` wraps them without `unsafe`). Elsewhere strings are scanned
+/// eight bytes at a time with [`special_bytes`].
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn special_16(chunk: &[u8; 16]) -> u32 {
+    use safe_arch::*;
+    let v = load_unaligned_m128i(chunk);
+    let quote = cmp_eq_mask_i8_m128i(v, set_splat_i8_m128i(b'"' as i8));
+    let backslash = cmp_eq_mask_i8_m128i(v, set_splat_i8_m128i(b'\\' as i8));
+    let low = set_splat_i8_m128i(0x1f);
+    let control = cmp_eq_mask_i8_m128i(max_u8_m128i(v, low), low);
+    move_mask_i8_m128i(bitor_m128i(bitor_m128i(quote, backslash), control)) as u32
 }
 
 fn literal(b: &[u8], i: usize, word: &[u8]) -> Option<usize> {
@@ -657,6 +692,35 @@ mod tests {
                 assert_eq!(array_len(cell.as_bytes()), want, "{cell:?}");
                 if want.is_some() {
                     assert!(matches!(parse(cell.as_bytes()), Ok(Parsed::Document)), "{cell:?}");
+                }
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn sixteen_and_eight_byte_scans_agree() {
+        // every byte value at every position, over backgrounds of plain and high bytes
+        for background in [b'a', 0x80, 0xff, b' ', b'!'] {
+            for pos in 0..16 {
+                for v in 0..=255u8 {
+                    let mut chunk = [background; 16];
+                    chunk[pos] = v;
+                    let m16 = special_16(&chunk);
+                    let lo = special_bytes(u64::from_le_bytes(chunk[..8].try_into().unwrap()));
+                    let hi = special_bytes(u64::from_le_bytes(chunk[8..].try_into().unwrap()));
+                    // the lowest set bit of the SWAR masks is exact (higher ones may be spurious)
+                    let first8 = if lo != 0 {
+                        Some(lo.trailing_zeros() / 8)
+                    } else if hi != 0 {
+                        Some(8 + hi.trailing_zeros() / 8)
+                    } else {
+                        None
+                    };
+                    let first16 = (m16 != 0).then(|| m16.trailing_zeros());
+                    assert_eq!(first16, first8, "{chunk:?}");
+                    let special = v == b'"' || v == b'\\' || v < 0x20;
+                    assert_eq!(m16 & (1 << pos) != 0, special, "{chunk:?}");
                 }
             }
         }

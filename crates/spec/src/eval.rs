@@ -424,7 +424,151 @@ pub(crate) fn is_space(c: char) -> bool {
 
 /// Raises `best` to the highest rank of a keyword (one word, or two
 /// consecutive words) found in `text`.
+///
+/// Texts of up to [`SHORT_TEXT`] bytes (job titles, degrees) are
+/// normalised once into a buffer where the words are separated by one
+/// space, so that every word and every pair of consecutive words is a slice
+/// of it, looked up in place; longer texts go word by word
+/// ([`rank_words`]). The two agree (`rank_text_agrees_with_rank_words`).
+#[inline]
 pub(crate) fn rank_text(t: &KeywordTable, text: &str, best: &mut Option<i64>) {
+    let b = text.as_bytes();
+    if b.len() > SHORT_TEXT {
+        return rank_words(t, text, best);
+    }
+    // the words of `text` as `for_each_word` splits them, one space apart,
+    // with room after them for the 16-byte loads of `get_in`
+    let mut buf = [0u8; SHORT_TEXT + 16];
+    let mut words = [(0u8, 0u8); SHORT_TEXT / 2 + 1];
+    let (mut n, mut nw, mut in_word) = (0usize, 0usize, false);
+    for &c in b {
+        let c = c.to_ascii_lowercase();
+        if c == b'.' {
+            continue;
+        }
+        if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            if !in_word {
+                words[nw].0 = n as u8;
+                in_word = true;
+            }
+            buf[n] = c;
+            n += 1;
+        } else if in_word {
+            words[nw].1 = n as u8;
+            nw += 1;
+            buf[n] = b' ';
+            n += 1;
+            in_word = false;
+        }
+    }
+    if in_word {
+        words[nw].1 = n as u8;
+        nw += 1;
+    }
+    let mut raise = |r: i64| *best = Some(best.map_or(r, |b| b.max(r)));
+    let mut prev: Option<(usize, usize)> = None;
+    for &(s, e) in &words[..nw] {
+        let (s, e) = (usize::from(s), usize::from(e));
+        let fits = e - s <= t.max_word;
+        if fits && let Some(r) = t.ranks.get_in(&buf, s, e) {
+            raise(r);
+        }
+        // a pair of words is the slice from the first's start to the second's end
+        if t.has_pairs
+            && fits
+            && let Some((ps, pe)) = prev
+            && pe - ps <= t.max_word
+            && let Some(r) = t.ranks.get_in(&buf, ps, e)
+        {
+            raise(r);
+        }
+        prev = Some((s, e));
+    }
+}
+
+/// The keyword rank of recent texts, per thread: job titles, seniority
+/// levels and degree names repeat from row to row, and a look-up here (a
+/// hash of at most four words of the text and one compare) costs a fraction
+/// of ranking the text again. Direct-mapped: a text evicts the one in its
+/// slot. Texts longer than 32 bytes are not kept. Valid for one program's
+/// tables: [`RankMemo::prepare`] empties it when the program changes.
+#[derive(Debug)]
+pub(crate) struct RankMemo {
+    /// The program whose tables the ranks are of (a `Weak` keeps its
+    /// address from being reused while held).
+    prog: std::sync::Weak<crate::compile::Program>,
+    slots: Box<[MemoSlot]>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct MemoSlot {
+    /// The text's bytes as four words ([`memo_key`]), length + 1 (0: empty), table.
+    key: [u64; 4],
+    len: u8,
+    table: u8,
+    rank: Option<i64>,
+}
+
+const MEMO_SLOTS: usize = 1024;
+
+impl Default for RankMemo {
+    fn default() -> Self {
+        RankMemo { prog: std::sync::Weak::new(), slots: vec![MemoSlot::default(); MEMO_SLOTS].into_boxed_slice() }
+    }
+}
+
+impl RankMemo {
+    /// Empties the memo unless it holds ranks of `prog`'s tables.
+    pub(crate) fn prepare(&mut self, prog: &std::sync::Arc<crate::compile::Program>) {
+        if !std::ptr::eq(self.prog.as_ptr(), std::sync::Arc::as_ptr(prog)) {
+            self.prog = std::sync::Arc::downgrade(prog);
+            self.slots.fill(MemoSlot::default());
+        }
+    }
+
+    /// [`rank_text`] of `text` in `tables[table]`, remembered.
+    #[inline]
+    pub(crate) fn rank(&mut self, tables: &[KeywordTable], table: usize, text: &str, best: &mut Option<i64>) {
+        let b = text.as_bytes();
+        if b.len() > 32 || table > usize::from(u8::MAX) {
+            return rank_text(&tables[table], text, best);
+        }
+        let key = memo_key(b);
+        let h = (key[0] ^ key[1].rotate_left(17) ^ key[2].rotate_left(31) ^ key[3].rotate_left(47))
+            ^ ((b.len() as u64) << 8 | table as u64);
+        let slot = &mut self.slots[(h.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 54) as usize % MEMO_SLOTS];
+        let r = if slot.key == key && usize::from(slot.len) == b.len() + 1 && usize::from(slot.table) == table {
+            slot.rank
+        } else {
+            let mut r = None;
+            rank_text(&tables[table], text, &mut r);
+            *slot = MemoSlot { key, len: b.len() as u8 + 1, table: table as u8, rank: r };
+            r
+        };
+        if let Some(r) = r {
+            *best = Some(best.map_or(r, |b| b.max(r)));
+        }
+    }
+}
+
+/// The bytes of a text of at most 32 bytes as four words that, with its
+/// length, tell it from every other (overlapping loads cover all its bytes).
+#[inline(always)]
+fn memo_key(b: &[u8]) -> [u64; 4] {
+    let word = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("eight bytes"));
+    let n = b.len();
+    match n {
+        16.. => [word(0), word(8), word(n - 16), word(n - 8)],
+        8.. => [word(0), word(n - 8), 0, 0],
+        _ => [b.iter().rev().fold(0u64, |k, &c| (k << 8) | u64::from(c)), 0, 0, 0],
+    }
+}
+
+/// Texts up to this long are ranked in one buffer ([`rank_text`]).
+const SHORT_TEXT: usize = 128;
+
+/// [`rank_text`] word by word, for texts of any length.
+fn rank_words(t: &KeywordTable, text: &str, best: &mut Option<i64>) {
     let mut prev = [0u8; 48];
     let mut prev_len: Option<usize> = None;
     let mut pair = [0u8; 97];
@@ -461,6 +605,133 @@ pub(crate) fn rank_text(t: &KeywordTable, text: &str, best: &mut Option<i64>) {
 mod tests {
     use super::*;
     use crate::text::parse_date;
+
+    /// Texts of up to 140 bytes made of keywords, near-keywords, long words and separators.
+    fn random_texts(n: usize) -> Vec<String> {
+        let long = "abcdefghijklmnopqrstuvwxyz0123456789";
+        let tokens = [
+            "Senior",
+            "sr.",
+            "Ph.D",
+            "ph",
+            "d",
+            "PhD",
+            "high",
+            "School",
+            "VP",
+            "abcdefghij",
+            "chief",
+            "intern",
+            "international",
+            "principalengineer",
+            "PrincipalEngineer",
+            long,
+            &"x".repeat(49),
+            "3",
+            "é",
+            " ",
+            " ",
+            "  ",
+            ".",
+            "-",
+            "/",
+            ", ",
+            "\t",
+            "&",
+            "..",
+            "ceo",
+        ];
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        (0..n)
+            .map(|_| {
+                let want_len = (next() % 140) as usize;
+                let mut text = String::new();
+                while text.len() < want_len {
+                    text.push_str(tokens[(next() % tokens.len() as u64) as usize]);
+                }
+                text
+            })
+            .collect()
+    }
+
+    /// The built-in spec's tables and one with words and pairs longer than
+    /// 16 bytes (not packed) and a word of 36.
+    fn tables() -> Vec<KeywordTable> {
+        let long = "abcdefghijklmnopqrstuvwxyz0123456789";
+        let mut tables = crate::Spec::predict_age().prog.keywords.clone();
+        let custom = [("principalengineer", 3), ("senior principalengineer", 5), (long, 1), ("vp abcdefghij", 6)];
+        tables.push(KeywordTable {
+            ranks: crate::packed::PackedMap::new(custom.iter().map(|(k, r)| (k.as_bytes(), *r))),
+            has_pairs: true,
+            max_word: long.len(),
+        });
+        tables
+    }
+
+    #[test]
+    fn rank_text_agrees_with_rank_words() {
+        let tables = tables();
+        let mut checked = 0;
+        for text in random_texts(20_000) {
+            for t in &tables {
+                let (mut a, mut b) = (None, None);
+                rank_text(t, &text, &mut a);
+                rank_words(t, &text, &mut b);
+                assert_eq!(a, b, "{text:?}");
+                checked += usize::from(a.is_some());
+            }
+        }
+        // many texts hold a keyword, so the agreement is not only on None
+        assert!(checked > 5_000, "{checked}");
+    }
+
+    #[test]
+    fn the_rank_memo_agrees_with_rank_text() {
+        let tables = tables();
+        // few distinct texts, so that most look-ups hit, and enough to evict
+        let texts = random_texts(3_000);
+        let mut memo = RankMemo::default();
+        memo.prepare(&crate::Spec::predict_age().prog);
+        for round in 0..3 {
+            for (i, text) in texts.iter().enumerate() {
+                let t = (i + round) % tables.len();
+                let (mut a, mut b) = (Some(-1), Some(-1));
+                rank_text(&tables[t], text, &mut a);
+                memo.rank(&tables, t, text, &mut b);
+                assert_eq!(a, b, "{text:?} in table {t}, round {round}");
+            }
+        }
+        // texts that differ in one byte only, at every position of 1..=32 bytes
+        for n in 1..=32 {
+            let base: String = "senior ".chars().cycle().take(n).collect();
+            for i in 0..n {
+                let mut v = base.clone().into_bytes();
+                v[i] = b'x';
+                for text in [&base, &String::from_utf8(v).unwrap()] {
+                    let (mut a, mut b) = (None, None);
+                    rank_text(&tables[1], text, &mut a);
+                    memo.rank(&tables, 1, text, &mut b);
+                    assert_eq!(a, b, "{text:?}");
+                }
+            }
+        }
+        // another program's tables: the memo starts over ("senior" is not a
+        // degree, so the memo holds no rank for it in table 0 now)
+        let mut r = None;
+        memo.rank(&tables, 0, "senior", &mut r);
+        assert_eq!(r, None);
+        let other = crate::Spec::parse("input pid: string\njson j\nid pid\nkeywords k {\n  9: \"senior\"\n}\nfeature pid: string = pid\nfeature r: int32 = keyword_rank(k, j[*], default = 0)\n").unwrap();
+        memo.prepare(&other.prog);
+        let mut r = None;
+        memo.rank(&other.prog.keywords, 0, "senior", &mut r);
+        assert_eq!(r, Some(9));
+    }
 
     #[test]
     fn epoch_days_round_trip() {

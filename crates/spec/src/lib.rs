@@ -246,6 +246,8 @@ pub struct Workspace {
     fields: value::FieldCache,
     /// Strings made during a row, freed all at once before the next.
     arena: bumpalo::Bump,
+    /// Keyword ranks of recent texts (the native evaluation).
+    ranks: eval::RankMemo,
 }
 
 /// A spec bound to an input schema and a reference date.
@@ -434,8 +436,9 @@ impl Evaluator {
         let mut out = Evaluated { columns: vec![], rejects: vec![], rows_rejected: 0, json_bytes: 0 };
         let roots_kind = &prog.json_roots;
         ws.fields.prepare(&prog.field_keys);
+        ws.ranks.prepare(&self.spec.prog);
         for row in rows {
-            let Workspace { parsers, tapes, roots, slots, locals, fields, arena } = ws;
+            let Workspace { parsers, tapes, roots, slots, locals, fields, arena, ranks } = ws;
             fields.next_row();
             arena.reset();
             let arena = &*arena;
@@ -501,7 +504,15 @@ impl Evaluator {
             let mut row_slots = recycle(std::mem::take(slots), prog.steps.len());
             let mut row_locals = recycle(std::mem::take(locals), prog.n_locals);
             if self.native {
-                native::evaluate_row(&prog.keywords, &inputs, row, &row_roots, self.reference_date, &mut row_slots);
+                native::evaluate_row(
+                    &prog.keywords,
+                    ranks,
+                    &inputs,
+                    row,
+                    &row_roots,
+                    self.reference_date,
+                    &mut row_slots,
+                );
                 // a step reading a rejected column is NULL (as the interpreter skips it)
                 for (slot, step) in row_slots.iter_mut().zip(&prog.steps) {
                     if step.reads & rejected != 0 {

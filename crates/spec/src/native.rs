@@ -10,7 +10,7 @@
 //! of it. Keyword ranks come from the spec's own tables.
 
 use crate::compile::{KeywordTable, Program};
-use crate::eval::{Column, rank_text};
+use crate::eval::{Column, RankMemo};
 use crate::text::{Ymd, parse_date};
 use crate::value::{Val, elements, len, members};
 
@@ -126,13 +126,14 @@ fn int(v: Option<i64>) -> Val<'static> {
 /// roots are `roots` (rejected or empty cells already replaced by `[]`).
 pub(crate) fn evaluate_row<'a>(
     keywords: &[KeywordTable],
+    memo: &mut RankMemo,
     inputs: &[Column<'a>],
     row: usize,
     roots: &[Val<'a>],
     ref_date: Ymd,
     slots: &mut [Val<'a>],
 ) {
-    let (levels, seniority) = (&keywords[0], &keywords[1]);
+    let (levels, seniority) = (0, 1);
 
     // Schools: own_level(e), and the latest end year overall and of degrees of level 3 and up.
     let (mut level, mut grad_degree, mut grad_any) = (None, None, None);
@@ -141,7 +142,7 @@ pub(crate) fn evaluate_row<'a>(
         let mut rank = None;
         for d in elements(&degrees) {
             if let Val::Str(s) = d {
-                rank_text(levels, s, &mut rank);
+                memo.rank(keywords, levels, s, &mut rank);
             }
         }
         let [school_type] = members(&school, ["type"]);
@@ -199,11 +200,11 @@ pub(crate) fn evaluate_row<'a>(
         let mut rank = None;
         for l in elements(&title_levels) {
             if let Val::Str(s) = l {
-                rank_text(seniority, s, &mut rank);
+                memo.rank(keywords, seniority, s, &mut rank);
             }
         }
         if let Val::Str(s) = title_name {
-            rank_text(seniority, s, &mut rank);
+            memo.rank(keywords, seniority, s, &mut rank);
         }
         rank_max = max_opt(rank_max, rank.unwrap_or(2));
     }
