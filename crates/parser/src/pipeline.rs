@@ -260,6 +260,12 @@ fn pretty<T: serde::Serialize>(v: &T) -> Vec<u8> {
 /// written, few enough to bound memory.
 const IN_FLIGHT: usize = 3;
 
+/// Decoded batches waiting for evaluation. The reader shares the two cores
+/// with the evaluation, and falls behind for a moment now and then (a new
+/// row group to fetch, the scheduler); with two waiting, the pool ran dry
+/// and a core idled several times a second (docs/PERFORMANCE.md, session 6).
+const DECODED_AHEAD: usize = 6;
+
 type Closing = (String, String, tokio::task::JoinHandle<fleet_store::Result<fleet_store::SinkStats>>);
 
 /// Waits for a data file's sink to complete.
@@ -275,10 +281,10 @@ async fn process(fp: &FeatureParser, mine: &[InputObject], progress: &Progress) 
     let opts = fp.write_options();
     let rschema = rejects_schema(fp.spec.id_column().unwrap_or("id"));
     let rejects_key = layout::rejects_key(&cfg.partition, cfg.shard);
-    let mut rejects_sink = ParquetSink::create(&fp.output, fp.output.join(&rejects_key)?, rschema.clone(), &opts)?;
+    let rejects_sink = ParquetSink::create(&fp.output, fp.output.join(&rejects_key)?, rschema.clone(), &opts)?;
     let columns = fp.spec.input_columns();
     let ndjson_schema = fp.ndjson_schema();
-    let mut t = Totals {
+    let t = Totals {
         rows: 0,
         rows_rejected: 0,
         cells_rejected: 0,
@@ -290,7 +296,7 @@ async fn process(fp: &FeatureParser, mine: &[InputObject], progress: &Progress) 
     // One reader for all the shard's objects, in order, so that the next
     // object is opened and decoded while the last batches of this one are
     // still being evaluated. `None` ends an object.
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<(usize, Option<fleet_store::Result<RecordBatch>>)>(2);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(usize, Option<fleet_store::Result<RecordBatch>>)>(DECODED_AHEAD);
     let mut reader = {
         let objects = mine.to_vec();
         let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
@@ -322,83 +328,86 @@ async fn process(fp: &FeatureParser, mine: &[InputObject], progress: &Progress) 
             }
         })
     };
-    let mut closing = None;
+    let mut w = Writer {
+        fp,
+        mine,
+        schema: &schema,
+        opts: &opts,
+        rschema: &rschema,
+        rejects_sink,
+        t,
+        sink: None,
+        closing: None,
+        progress,
+    };
+    // Batches in input order, each object's end after its last batch: the
+    // last batches of an object are evaluated while the next object's first
+    // ones already are, so the pipeline does not drain between objects.
+    let mut queue: VecDeque<Entry> = VecDeque::new();
     let objects = async {
-        for (i, obj) in mine.iter().enumerate() {
-            let uri = obj.uri();
-            let key = layout::data_key(&cfg.partition, &uri);
-            let mut sink = ParquetSink::create(&fp.output, fp.output.join(&key)?, schema.clone(), &opts)?;
-            let mut evaluator: Option<Evaluator> = None;
-            let mut pending: VecDeque<(u64, tokio::task::JoinHandle<Result<Evaluated, ParserError>>)> = VecDeque::new();
-            let mut rows_in_obj = 0u64;
-            loop {
-                let got = match rx.recv().await {
-                    Some((j, got)) => {
-                        debug_assert_eq!(i, j, "batches arrive object by object");
-                        got
-                    }
-                    // the reader sends the error that stops it, so an early end is a panic
-                    None => {
-                        let why = match (&mut reader).await {
-                            Err(e) => e.to_string(),
-                            Ok(()) => "without an error".into(),
-                        };
-                        return Err(ParserError::Pool(format!("the reader stopped before the end of {uri}: {why}")));
-                    }
+        let mut evaluator: Option<(usize, Evaluator)> = None;
+        let (mut rows_in_obj, mut ended) = (0u64, 0usize);
+        loop {
+            let Some((j, got)) = rx.recv().await else {
+                if ended == mine.len() {
+                    break;
+                }
+                // the reader sends the error that stops it, so an early end is a panic
+                let why = match (&mut reader).await {
+                    Err(e) => e.to_string(),
+                    Ok(()) => "without an error".into(),
                 };
-                let done = got.is_none();
-                if let Some(batch) = got {
-                    let batch = batch?;
-                    if evaluator.is_none() {
-                        let ev = fp
-                            .spec
-                            .bind(&batch.schema(), fp.reference_date())
-                            .map_err(|source| ParserError::Schema { uri: uri.clone(), source })?;
-                        evaluator = Some(ev);
+                w.complete_before(&mut queue, ended).await?;
+                return Err(ParserError::Pool(format!(
+                    "the reader stopped before the end of {}: {why}",
+                    mine[ended].uri()
+                )));
+            };
+            match got {
+                Some(batch) => {
+                    let batch = match batch {
+                        Ok(b) => b,
+                        Err(e) => {
+                            w.complete_before(&mut queue, j).await?;
+                            return Err(e.into());
+                        }
+                    };
+                    if evaluator.as_ref().is_none_or(|(obj, _)| *obj != j) {
+                        match fp.spec.bind(&batch.schema(), fp.reference_date()) {
+                            Ok(ev) => evaluator = Some((j, ev)),
+                            Err(source) => {
+                                w.complete_before(&mut queue, j).await?;
+                                return Err(ParserError::Schema { uri: mine[j].uri(), source });
+                            }
+                        }
+                        rows_in_obj = 0;
                     }
-                    let ev = evaluator.clone().expect("bound above");
+                    let ev = evaluator.as_ref().expect("bound above").1.clone();
                     let (pool, schema) = (fp.pool.clone(), schema.clone());
                     let base = rows_in_obj;
                     rows_in_obj += batch.num_rows() as u64;
-                    pending.push_back((
-                        base,
-                        tokio::task::spawn_blocking(move || evaluate_parallel(&ev, &batch, &pool, schema)),
-                    ));
+                    let handle = tokio::task::spawn_blocking(move || evaluate_parallel(&ev, &batch, &pool, schema));
+                    queue.push_back(Entry::Batch { obj: j, base, handle });
                 }
-                // Up to IN_FLIGHT batches are evaluated while the oldest is written.
-                while pending.len() > IN_FLIGHT || done && !pending.is_empty() {
-                    let (base, handle) = pending.pop_front().expect("not empty");
-                    let e = handle.await.map_err(|e| ParserError::Pool(e.to_string()))??;
-                    sink.write(&e.batch).await?;
-                    if !e.rejects.is_empty() {
-                        for r in &e.rejects {
-                            *t.by_column.entry(r.column.clone()).or_default() += 1;
-                        }
-                        t.cells_rejected += e.rejects.len() as u64;
-                        rejects_sink.write(&rejects_batch(&rschema, &e.rejects, &uri, base)?).await?;
-                    }
-                    t.rows_rejected += e.rows_rejected;
-                    t.json_bytes += e.json_bytes;
-                    t.rows += e.batch.num_rows() as u64;
-                    progress.rows.fetch_add(e.batch.num_rows() as u64, Ordering::Relaxed);
-                    progress.json_bytes.fetch_add(e.json_bytes, Ordering::Relaxed);
-                }
-                if done {
-                    break;
+                None => {
+                    queue.push_back(Entry::End { obj: j });
+                    ended += 1;
                 }
             }
-            // The last row group is encoded and the object completed while the
-            // next object's batches are evaluated (one object at a time, so
-            // memory stays bounded).
-            if let Some(previous) = closing.replace((key, uri, tokio::spawn(sink.close()))) {
-                t.files.push(finish(previous).await?);
+            // Up to IN_FLIGHT batches are evaluated while the oldest is written.
+            while queue.iter().filter(|e| matches!(e, Entry::Batch { .. })).count() > IN_FLIGHT {
+                let e = queue.pop_front().expect("not empty");
+                w.take(e).await?;
             }
-            t.bytes_read += obj.size;
+        }
+        while let Some(e) = queue.pop_front() {
+            w.take(e).await?;
         }
         Ok::<(), ParserError>(())
     }
     .await;
     // the earlier objects are completed even when a later one fails
+    let Writer { mut t, closing, rejects_sink, .. } = w;
     if let Some(last) = closing {
         let file = finish(last).await;
         if objects.is_ok() {
@@ -409,4 +418,91 @@ async fn process(fp: &FeatureParser, mine: &[InputObject], progress: &Progress) 
     reader.await.map_err(|e| ParserError::Pool(e.to_string()))?;
     rejects_sink.close().await?;
     Ok(t)
+}
+
+/// An evaluated batch of input object `obj` (rows from `base`), or the end of `obj`.
+enum Entry {
+    Batch { obj: usize, base: u64, handle: tokio::task::JoinHandle<Result<Evaluated, ParserError>> },
+    End { obj: usize },
+}
+
+impl Entry {
+    fn obj(&self) -> usize {
+        match self {
+            Entry::Batch { obj, .. } | Entry::End { obj } => *obj,
+        }
+    }
+}
+
+/// The writing end of the pipeline: takes the queue's entries in order,
+/// writes each batch into its object's data file and completes the file at
+/// the object's end (while the next object is evaluated).
+struct Writer<'a> {
+    fp: &'a FeatureParser,
+    mine: &'a [InputObject],
+    schema: &'a SchemaRef,
+    opts: &'a fleet_store::WriteOptions,
+    rschema: &'a SchemaRef,
+    rejects_sink: ParquetSink,
+    t: Totals,
+    /// The data file of the object being written.
+    sink: Option<(usize, ParquetSink)>,
+    /// The last object's data file, being completed.
+    closing: Option<Closing>,
+    progress: &'a Progress,
+}
+
+impl Writer<'_> {
+    fn open(&self, obj: usize) -> Result<ParquetSink, ParserError> {
+        let key = layout::data_key(&self.fp.config.partition, &self.mine[obj].uri());
+        Ok(ParquetSink::create(&self.fp.output, self.fp.output.join(&key)?, self.schema.clone(), self.opts)?)
+    }
+
+    async fn take(&mut self, e: Entry) -> Result<(), ParserError> {
+        if self.sink.as_ref().is_none_or(|(obj, _)| *obj != e.obj()) {
+            self.sink = Some((e.obj(), self.open(e.obj())?));
+        }
+        match e {
+            Entry::Batch { obj, base, handle } => {
+                let e = handle.await.map_err(|e| ParserError::Pool(e.to_string()))??;
+                let (_, sink) = self.sink.as_mut().expect("opened above");
+                sink.write(&e.batch).await?;
+                let t = &mut self.t;
+                if !e.rejects.is_empty() {
+                    for r in &e.rejects {
+                        *t.by_column.entry(r.column.clone()).or_default() += 1;
+                    }
+                    t.cells_rejected += e.rejects.len() as u64;
+                    let uri = self.mine[obj].uri();
+                    self.rejects_sink.write(&rejects_batch(self.rschema, &e.rejects, &uri, base)?).await?;
+                }
+                t.rows_rejected += e.rows_rejected;
+                t.json_bytes += e.json_bytes;
+                t.rows += e.batch.num_rows() as u64;
+                self.progress.rows.fetch_add(e.batch.num_rows() as u64, Ordering::Relaxed);
+                self.progress.json_bytes.fetch_add(e.json_bytes, Ordering::Relaxed);
+            }
+            Entry::End { obj } => {
+                // The last row group is encoded and the file completed while
+                // the next object's batches are evaluated.
+                let (_, sink) = self.sink.take().expect("opened above");
+                let uri = self.mine[obj].uri();
+                let key = layout::data_key(&self.fp.config.partition, &uri);
+                if let Some(previous) = self.closing.replace((key, uri, tokio::spawn(sink.close()))) {
+                    self.t.files.push(finish(previous).await?);
+                }
+                self.t.bytes_read += self.mine[obj].size;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes and completes the objects before `obj` (when `obj` fails).
+    async fn complete_before(&mut self, queue: &mut VecDeque<Entry>, obj: usize) -> Result<(), ParserError> {
+        while queue.front().is_some_and(|e| e.obj() < obj) {
+            let e = queue.pop_front().expect("not empty");
+            self.take(e).await?;
+        }
+        Ok(())
+    }
 }

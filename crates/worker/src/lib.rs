@@ -130,6 +130,7 @@ where
     Fut: Future<Output = anyhow::Result<()>>,
 {
     without_huge_pages();
+    keep_freed_memory();
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -164,6 +165,27 @@ where
 /// column chunks encoded); with huge pages, each time the allocator gives
 /// such memory back and takes it again the kernel clears a whole 2 MiB page,
 /// which took 11% of all CPU time of a typical run (docs/PERFORMANCE.md).
+/// mimalloc's `purge_delay` option (`mi_option_purge_delay` in mimalloc.h,
+/// v2 and v3 alike; libmimalloc-sys does not name it).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// The workers allocate and free the same large buffers (decompressed
+/// Parquet pages, batches) over and over; mimalloc's default returns freed
+/// memory to the OS after a second, and the next allocation faults every
+/// page in again: 0.38 s of system time in a 3 s typical run, 0.27 s without
+/// purging (docs/PERFORMANCE.md, session 6). Memory stays bounded by
+/// the peak the pipeline needs. `MIMALLOC_PURGE_DELAY`, when set, wins.
+fn keep_freed_memory() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: mi_option_set only stores an integer in mimalloc's option
+        // table (it is documented as callable at any time, from any thread).
+        #[allow(unsafe_code)]
+        unsafe {
+            libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1)
+        };
+    }
+}
+
 fn without_huge_pages() {
     #[cfg(target_os = "linux")]
     if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {
