@@ -543,7 +543,8 @@ pub fn targets_schema() -> SchemaRef {
     ]))
 }
 
-fn raw_batch(people: &[Person]) -> Result<RecordBatch, SynthError> {
+/// The raw table rows of `people` as one batch, with the schema of [`raw_schema`].
+pub fn raw_batch(people: &[Person]) -> Result<RecordBatch, SynthError> {
     let n = people.len();
     let strs = |f: &dyn Fn(&Person) -> Option<&str>| -> ArrayRef {
         let mut b = StringBuilder::with_capacity(n, n * 16);
