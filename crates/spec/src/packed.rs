@@ -29,18 +29,18 @@ impl<V: Copy + Default> Default for PackedMap<V> {
 impl<V: Copy + Default> PackedMap<V> {
     /// Of repeated strings the last value wins.
     pub fn new<'k>(entries: impl IntoIterator<Item = (&'k [u8], V)>) -> Self {
-        let mut short: Vec<(u128, usize, V)> = Vec::new();
-        let mut long: Vec<(Box<[u8]>, V)> = Vec::new();
+        // the last value of a repeated string wins (a map: specs may have thousands)
+        let mut short: std::collections::HashMap<(u128, usize), V> = std::collections::HashMap::new();
+        let mut long: std::collections::HashMap<Box<[u8]>, V> = std::collections::HashMap::new();
         for (k, v) in entries {
             if k.len() > 16 {
-                long.retain(|(l, _)| &**l != k);
-                long.push((k.into(), v));
+                long.insert(k.into(), v);
             } else {
-                let packed = pack(k);
-                short.retain(|&(p, l, _)| (p, l) != (packed, k.len()));
-                short.push((packed, k.len(), v));
+                short.insert((pack(k), k.len()), v);
             }
         }
+        let short: Vec<(u128, usize, V)> = short.into_iter().map(|((p, l), v)| (p, l, v)).collect();
+        let long: Vec<(Box<[u8]>, V)> = long.into_iter().collect();
         let mut size = (short.len() * 4).next_power_of_two().max(64);
         // a perfect table for small sets: a few dozen seeds per size, doubling the size
         if short.len() <= PERFECT_UP_TO {
