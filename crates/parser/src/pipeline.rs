@@ -445,27 +445,25 @@ struct Writer<'a> {
     rschema: &'a SchemaRef,
     rejects_sink: ParquetSink,
     t: Totals,
-    /// The data file of the object being written.
-    sink: Option<(usize, ParquetSink)>,
+    /// The object being written, its data file's key and sink.
+    sink: Option<(usize, String, ParquetSink)>,
     /// The last object's data file, being completed.
     closing: Option<Closing>,
     progress: &'a Progress,
 }
 
 impl Writer<'_> {
-    fn open(&self, obj: usize) -> Result<ParquetSink, ParserError> {
-        let key = layout::data_key(&self.fp.config.partition, &self.mine[obj].uri());
-        Ok(ParquetSink::create(&self.fp.output, self.fp.output.join(&key)?, self.schema.clone(), self.opts)?)
-    }
-
     async fn take(&mut self, e: Entry) -> Result<(), ParserError> {
-        if self.sink.as_ref().is_none_or(|(obj, _)| *obj != e.obj()) {
-            self.sink = Some((e.obj(), self.open(e.obj())?));
+        if self.sink.as_ref().is_none_or(|(obj, _, _)| *obj != e.obj()) {
+            let key = layout::data_key(&self.fp.config.partition, &self.mine[e.obj()].uri());
+            let sink =
+                ParquetSink::create(&self.fp.output, self.fp.output.join(&key)?, self.schema.clone(), self.opts)?;
+            self.sink = Some((e.obj(), key, sink));
         }
         match e {
             Entry::Batch { obj, base, handle } => {
                 let e = handle.await.map_err(|e| ParserError::Pool(e.to_string()))??;
-                let (_, sink) = self.sink.as_mut().expect("opened above");
+                let (_, _, sink) = self.sink.as_mut().expect("opened above");
                 sink.write(&e.batch).await?;
                 let t = &mut self.t;
                 if !e.rejects.is_empty() {
@@ -485,9 +483,8 @@ impl Writer<'_> {
             Entry::End { obj } => {
                 // The last row group is encoded and the file completed while
                 // the next object's batches are evaluated.
-                let (_, sink) = self.sink.take().expect("opened above");
+                let (_, key, sink) = self.sink.take().expect("opened above");
                 let uri = self.mine[obj].uri();
-                let key = layout::data_key(&self.fp.config.partition, &uri);
                 if let Some(previous) = self.closing.replace((key, uri, tokio::spawn(sink.close()))) {
                     self.t.files.push(finish(previous).await?);
                 }

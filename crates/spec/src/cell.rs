@@ -388,7 +388,7 @@ fn scan_string_escaped(b: &[u8], mut i: usize) -> Option<(usize, bool)> {
     let mut escaped = false;
     i += 1;
     loop {
-        // sixteen, then eight bytes at a time up to the first quote, backslash or control character
+        // sixteen bytes at a time (eight off x86-64) up to the first quote, backslash or control character
         #[cfg(target_arch = "x86_64")]
         while let Some(chunk) = b.get(i..i + 16) {
             let m = special_16(chunk.try_into().expect("sixteen bytes"));

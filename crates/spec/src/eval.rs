@@ -422,6 +422,12 @@ pub(crate) fn is_space(c: char) -> bool {
     c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
 }
 
+/// The larger of `a` and `b`, `b` when `a` is `None`.
+#[inline]
+pub(crate) fn max_opt(a: Option<i64>, b: i64) -> Option<i64> {
+    Some(a.map_or(b, |a| a.max(b)))
+}
+
 /// Raises `best` to the highest rank of a keyword (one word, or two
 /// consecutive words) found in `text`.
 ///
@@ -465,13 +471,12 @@ pub(crate) fn rank_text(t: &KeywordTable, text: &str, best: &mut Option<i64>) {
         words[nw].1 = n as u8;
         nw += 1;
     }
-    let mut raise = |r: i64| *best = Some(best.map_or(r, |b| b.max(r)));
     let mut prev: Option<(usize, usize)> = None;
     for &(s, e) in &words[..nw] {
         let (s, e) = (usize::from(s), usize::from(e));
         let fits = e - s <= t.max_word;
         if fits && let Some(r) = t.ranks.get_in(&buf, s, e) {
-            raise(r);
+            *best = max_opt(*best, r);
         }
         // a pair of words is the slice from the first's start to the second's end
         if t.has_pairs
@@ -480,7 +485,7 @@ pub(crate) fn rank_text(t: &KeywordTable, text: &str, best: &mut Option<i64>) {
             && pe - ps <= t.max_word
             && let Some(r) = t.ranks.get_in(&buf, ps, e)
         {
-            raise(r);
+            *best = max_opt(*best, r);
         }
         prev = Some((s, e));
     }
@@ -546,7 +551,7 @@ impl RankMemo {
             r
         };
         if let Some(r) = r {
-            *best = Some(best.map_or(r, |b| b.max(r)));
+            *best = max_opt(*best, r);
         }
     }
 }
@@ -580,7 +585,7 @@ fn rank_words(t: &KeywordTable, text: &str, best: &mut Option<i64>) {
         if w.len() <= t.max_word
             && let Some(r) = t.ranks.get(w)
         {
-            *best = Some(best.map_or(r, |b| b.max(r)));
+            *best = max_opt(*best, r);
         }
         if t.has_pairs {
             if let Some(pl) = prev_len
@@ -592,7 +597,7 @@ fn rank_words(t: &KeywordTable, text: &str, best: &mut Option<i64>) {
                 pair[pl] = b' ';
                 pair[pl + 1..n].copy_from_slice(w);
                 if let Some(r) = t.ranks.get(&pair[..n]) {
-                    *best = Some(best.map_or(r, |b| b.max(r)));
+                    *best = max_opt(*best, r);
                 }
             }
             prev[..w.len()].copy_from_slice(w);

@@ -10,7 +10,7 @@
 //! of it. Keyword ranks come from the spec's own tables.
 
 use crate::compile::{KeywordTable, Program};
-use crate::eval::{Column, RankMemo};
+use crate::eval::{Column, RankMemo, max_opt};
 use crate::text::{Ymd, parse_date};
 use crate::value::{Val, elements, len, members};
 
@@ -81,10 +81,6 @@ fn date(v: Val<'_>) -> Option<Ymd> {
         Val::Str(s) => parse_date(s),
         _ => None,
     }
-}
-
-fn max_opt(a: Option<i64>, b: i64) -> Option<i64> {
-    Some(a.map_or(b, |a| a.max(b)))
 }
 
 /// `least(len(root), 32767)`.

@@ -1,7 +1,10 @@
-//! Short byte strings packed into integers, in a small open-addressing
-//! table: a look-up is a 16-byte load (or copy), a multiplication and one
-//! or two compares, without hashing byte by byte or calling `memcmp`. For
-//! member names (`cell::project`) and keyword ranks (`keyword_rank`).
+//! Short byte strings packed into integers, in a small table: a look-up is
+//! a 16-byte load (or copy), a multiplication and one compare (small sets
+//! get a perfect table) or a few (larger ones are probed), without hashing
+//! byte by byte or calling `memcmp`. For member names (`cell::project`) and
+//! keyword ranks (`keyword_rank`).
+
+use std::collections::HashMap;
 
 /// A map from byte strings to `V`; strings of up to 16 bytes are packed,
 /// longer ones are compared in full.
@@ -14,7 +17,7 @@ pub struct PackedMap<V> {
     /// Every packed string has a slot of its own (no probing): then a
     /// look-up is one compare, and no branch a predictor can miss.
     perfect: bool,
-    long: Vec<(Box<[u8]>, V)>,
+    long: HashMap<Box<[u8]>, V>,
 }
 
 /// Sets of up to this many packed strings get a perfect table.
@@ -29,9 +32,8 @@ impl<V: Copy + Default> Default for PackedMap<V> {
 impl<V: Copy + Default> PackedMap<V> {
     /// Of repeated strings the last value wins.
     pub fn new<'k>(entries: impl IntoIterator<Item = (&'k [u8], V)>) -> Self {
-        // the last value of a repeated string wins (a map: specs may have thousands)
-        let mut short: std::collections::HashMap<(u128, usize), V> = std::collections::HashMap::new();
-        let mut long: std::collections::HashMap<Box<[u8]>, V> = std::collections::HashMap::new();
+        let mut short: HashMap<(u128, usize), V> = HashMap::new();
+        let mut long: HashMap<Box<[u8]>, V> = HashMap::new();
         for (k, v) in entries {
             if k.len() > 16 {
                 long.insert(k.into(), v);
@@ -40,7 +42,6 @@ impl<V: Copy + Default> PackedMap<V> {
             }
         }
         let short: Vec<(u128, usize, V)> = short.into_iter().map(|((p, l), v)| (p, l, v)).collect();
-        let long: Vec<(Box<[u8]>, V)> = long.into_iter().collect();
         let mut size = (short.len() * 4).next_power_of_two().max(64);
         // a perfect table for small sets: a few dozen seeds per size, doubling the size
         if short.len() <= PERFECT_UP_TO {
@@ -60,8 +61,12 @@ impl<V: Copy + Default> PackedMap<V> {
 
     /// A table of `size` slots holding `short`; with `perfect`, `None` if two collide.
     fn place(short: &[(u128, usize, V)], size: usize, seed: u64, perfect: bool) -> Option<Self> {
-        let mut map =
-            PackedMap { slots: vec![(0, 0, V::default()); size].into_boxed_slice(), seed, perfect, long: Vec::new() };
+        let mut map = PackedMap {
+            slots: vec![(0, 0, V::default()); size].into_boxed_slice(),
+            seed,
+            perfect,
+            long: HashMap::new(),
+        };
         for &(packed, len, v) in short {
             let mut h = map.slot(packed, len);
             while map.slots[h].1 != 0 {
@@ -101,7 +106,7 @@ impl<V: Copy + Default> PackedMap<V> {
     #[inline(always)]
     pub fn get(&self, w: &[u8]) -> Option<V> {
         if w.len() > 16 {
-            return self.long.iter().find(|(k, _)| &**k == w).map(|(_, v)| *v);
+            return self.long.get(w).copied();
         }
         self.lookup(pack(w), w.len())
     }

@@ -160,11 +160,6 @@ where
     ExitCode::from(code as u8)
 }
 
-/// Turns transparent huge pages off for this process. A worker frees and
-/// allocates page-sized buffers all the time (Parquet pages decompressed,
-/// column chunks encoded); with huge pages, each time the allocator gives
-/// such memory back and takes it again the kernel clears a whole 2 MiB page,
-/// which took 11% of all CPU time of a typical run (docs/PERFORMANCE.md).
 /// mimalloc's `purge_delay` option (`mi_option_purge_delay` in mimalloc.h,
 /// v2 and v3 alike; libmimalloc-sys does not name it).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
@@ -186,6 +181,11 @@ fn keep_freed_memory() {
     }
 }
 
+/// Turns transparent huge pages off for this process. A worker frees and
+/// allocates page-sized buffers all the time (Parquet pages decompressed,
+/// column chunks encoded); with huge pages, each time the allocator gives
+/// such memory back and takes it again the kernel clears a whole 2 MiB page,
+/// which took 11% of all CPU time of a typical run (docs/PERFORMANCE.md).
 fn without_huge_pages() {
     #[cfg(target_os = "linux")]
     if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {
@@ -196,4 +196,15 @@ fn without_huge_pages() {
 #[allow(clippy::print_stdout, reason = "--help and --version print to stdout")]
 fn print_out(s: &str) {
     print!("{s}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_purge_delay_option_is_the_one_before_numa_nodes() {
+        // libmimalloc-sys names its neighbour in mimalloc's option enum, not it
+        assert_eq!(MI_OPTION_PURGE_DELAY + 1, libmimalloc_sys::mi_option_use_numa_nodes);
+    }
 }
