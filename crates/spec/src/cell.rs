@@ -2,8 +2,6 @@
 
 use simd_json::{Buffers, INPUT_PADDING, Node, StaticNode, Tape};
 
-use crate::packed::PackedMap;
-
 /// Why a JSON cell was rejected. `offset` is the byte offset in the cell
 /// where the problem was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,7 +104,7 @@ pub fn array_len_text(cell: &str) -> Option<usize> {
 }
 
 #[inline(always)]
-fn skip_ws(b: &[u8], i: usize) -> usize {
+pub(crate) fn skip_ws(b: &[u8], i: usize) -> usize {
     match b.get(i) {
         // compact JSON: no whitespace between tokens, one compare
         Some(&c) if c > b' ' => i,
@@ -123,7 +121,7 @@ fn skip_ws_loop(b: &[u8], mut i: usize) -> usize {
 
 /// Checks the value starting at `b[i]` (containers iteratively, at most 64
 /// deep); returns where it ends and how many elements it has at depth 1.
-fn scan_value(b: &[u8], mut i: usize) -> Option<(usize, usize)> {
+pub(crate) fn scan_value(b: &[u8], mut i: usize) -> Option<(usize, usize)> {
     let mut objects: u64 = 0; // one bit per open container: 1 for an object
     let mut depth = 0u32;
     let mut count = 0usize;
@@ -190,211 +188,25 @@ fn scan_key(b: &[u8], i: usize) -> Option<usize> {
     (b.get(i) == Some(&b':')).then(|| skip_ws(b, i + 1))
 }
 
-/// Parses `cell`, a JSON array, into `tape` as the full parser would,
-/// except that of every object only the members named in `keys` are kept
-/// (and within their values, again only those); the other members are
-/// checked as strictly as everything else but leave no nodes. Kept strings
-/// are borrowed from the cell. For the columns the native evaluation reads
-/// member by member: it builds a tape of the few members it reads.
-///
-/// `None` when not sure that the cell is valid, with the doubts of
-/// [`array_len`], and also: an escape in a kept string or in any member
-/// name (the parser would unescape it), a kept number other than a plain
-/// integer, kept nesting deeper than 64. The full parser then decides.
-pub fn project<'a>(cell: &'a [u8], keys: &KeySet, tape: &mut Vec<Node<'a>>) -> Option<()> {
-    project_text(std::str::from_utf8(cell).ok()?, keys, tape)
-}
-
-/// [`project`] of a cell already known to be UTF-8 (an Arrow string).
-pub fn project_text<'a>(text: &'a str, keys: &KeySet, tape: &mut Vec<Node<'a>>) -> Option<()> {
-    tape.clear();
-    let b = text.as_bytes();
-    if b.len() >= u32::MAX as usize {
-        return None;
-    }
-    let mut i = skip_ws(b, 0);
-    if b.get(i) != Some(&b'[') {
-        return None;
-    }
-    // open containers: the tape index of their node and their length so far
-    // (both below the cell's length, so below 4 GiB)
-    let mut open = [(0u32, 0u32); 64];
-    let mut objects: u64 = 0; // one bit per open container: 1 for an object
-    let mut depth = 0usize;
-    let close = |tape: &mut Vec<Node<'a>>, (at, len): (u32, u32), object: bool| {
-        let (at, len) = (at as usize, len as usize);
-        let count = tape.len() - at - 1;
-        tape[at] = if object { Node::Object { len, count } } else { Node::Array { len, count } };
-    };
-    enum Next {
-        Value,
-        Member,
-        After,
-    }
-    let mut next = Next::Value;
-    loop {
-        match next {
-            // a kept value starts at b[i]
-            Next::Value => {
-                next = Next::After;
-                match *b.get(i)? {
-                    b'"' => {
-                        let (end, escaped) = scan_string_escaped(b, i)?;
-                        if escaped {
-                            return None;
-                        }
-                        tape.push(Node::String(between(text, i + 1, end - 1)));
-                        i = end;
-                    }
-                    open_byte @ (b'[' | b'{') => {
-                        let object = open_byte == b'{';
-                        tape.push(if object {
-                            Node::Object { len: 0, count: 0 }
-                        } else {
-                            Node::Array { len: 0, count: 0 }
-                        });
-                        let at = tape.len() - 1;
-                        i = skip_ws(b, i + 1);
-                        if b.get(i) == Some(&if object { b'}' } else { b']' }) {
-                            i += 1;
-                        } else {
-                            if depth == open.len() {
-                                return None;
-                            }
-                            open[depth] = (at as u32, u32::from(!object));
-                            objects = (objects << 1) | u64::from(object);
-                            depth += 1;
-                            next = if object { Next::Member } else { Next::Value };
-                        }
-                    }
-                    b't' => {
-                        i = literal(b, i, b"true")?;
-                        tape.push(Node::Static(StaticNode::Bool(true)));
-                    }
-                    b'f' => {
-                        i = literal(b, i, b"false")?;
-                        tape.push(Node::Static(StaticNode::Bool(false)));
-                    }
-                    b'n' => {
-                        i = literal(b, i, b"null")?;
-                        tape.push(Node::Static(StaticNode::Null));
-                    }
-                    b'-' | b'0'..=b'9' => {
-                        let end = scan_number(b, i)?;
-                        // plain integers only (`-0` is a float to the full parser)
-                        let digits = between(text, i, end);
-                        if digits.starts_with("-0") || !digits.bytes().all(|c| c.is_ascii_digit() || c == b'-') {
-                            return None;
-                        }
-                        tape.push(Node::Static(StaticNode::I64(digits.parse().ok()?)));
-                        i = end;
-                    }
-                    _ => return None,
-                }
-            }
-            // at a member name of the innermost open object: skip members until a kept one
-            Next::Member => loop {
-                if b.get(i) != Some(&b'"') {
-                    return None;
-                }
-                let (end, escaped) = scan_string_escaped(b, i)?;
-                if escaped {
-                    return None;
-                }
-                let wanted = keys.contains(b, i + 1, end - 1);
-                let key = (i + 1, end - 1);
-                i = skip_ws(b, end);
-                if b.get(i) != Some(&b':') {
-                    return None;
-                }
-                i = skip_ws(b, i + 1);
-                if wanted {
-                    tape.push(Node::String(between(text, key.0, key.1)));
-                    open[depth - 1].1 += 1;
-                    next = Next::Value;
-                    break;
-                }
-                // a skipped member: most are strings
-                i = if b.get(i) == Some(&b'"') { scan_string(b, i)? } else { scan_value(b, i)?.0 };
-                i = skip_ws(b, i);
-                match *b.get(i)? {
-                    b',' => i = skip_ws(b, i + 1),
-                    b'}' => {
-                        i += 1;
-                        depth -= 1;
-                        objects >>= 1;
-                        close(tape, open[depth], true);
-                        next = Next::After;
-                        break;
-                    }
-                    _ => return None,
-                }
-            },
-            // after a kept value: a comma and the next one, or closing brackets
-            Next::After => {
-                if depth == 0 {
-                    return (skip_ws(b, i) == b.len()).then_some(());
-                }
-                i = skip_ws(b, i);
-                let object = objects & 1 == 1;
-                match *b.get(i)? {
-                    b',' => {
-                        i = skip_ws(b, i + 1);
-                        if object {
-                            next = Next::Member;
-                        } else {
-                            open[depth - 1].1 += 1;
-                            next = Next::Value;
-                        }
-                    }
-                    c if c == if object { b'}' } else { b']' } => {
-                        i += 1;
-                        depth -= 1;
-                        objects >>= 1;
-                        close(tape, open[depth], object);
-                    }
-                    _ => return None,
-                }
-            }
-        }
-    }
-}
-
 /// `&text[start..end]`, inlined: the indexing operator calls an
-/// out-of-line function, about 12 instructions per string in the
-/// projecting scanner's hot loop. Both ends are at ASCII bytes.
+/// out-of-line function, about 12 instructions per kept string in the
+/// native evaluation's scanner. Both ends are at ASCII bytes.
 #[inline(always)]
 pub(crate) fn between(text: &str, start: usize, end: usize) -> &str {
     text.split_at(end).0.split_at(start).1
-}
-
-/// The member names a projected parse keeps ([`project`]).
-#[derive(Debug, Clone)]
-pub struct KeySet(PackedMap<()>);
-
-impl KeySet {
-    pub fn new(keys: &[&str]) -> KeySet {
-        KeySet(PackedMap::new(keys.iter().map(|k| (k.as_bytes(), ()))))
-    }
-
-    /// Whether `b[start..end]` (an unescaped member name) is in the set.
-    #[inline(always)]
-    fn contains(&self, b: &[u8], start: usize, end: usize) -> bool {
-        self.0.get_in(b, start, end).is_some()
-    }
 }
 
 /// A string starting at the quote `b[i]`: no control characters, only the
 /// one-letter escapes and `\u` escapes outside the surrogates (a surrogate
 /// pair is left to the full parser).
 #[inline]
-fn scan_string(b: &[u8], i: usize) -> Option<usize> {
+pub(crate) fn scan_string(b: &[u8], i: usize) -> Option<usize> {
     scan_string_escaped(b, i).map(|(end, _)| end)
 }
 
 /// [`scan_string`], also telling whether the string has an escape.
 #[inline(always)]
-fn scan_string_escaped(b: &[u8], mut i: usize) -> Option<(usize, bool)> {
+pub(crate) fn scan_string_escaped(b: &[u8], mut i: usize) -> Option<(usize, bool)> {
     let mut escaped = false;
     i += 1;
     loop {

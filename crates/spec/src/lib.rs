@@ -248,6 +248,8 @@ pub struct Workspace {
     arena: bumpalo::Bump,
     /// Keyword ranks of recent texts (the native evaluation).
     ranks: eval::RankMemo,
+    /// The members the native evaluation reads, row by row.
+    extract: native::Extract<'static>,
 }
 
 /// A spec bound to an input schema and a reference date.
@@ -438,7 +440,8 @@ impl Evaluator {
         ws.fields.prepare(&prog.field_keys);
         ws.ranks.prepare(&self.spec.prog);
         for row in rows {
-            let Workspace { parsers, tapes, roots, slots, locals, fields, arena, ranks } = ws;
+            let Workspace { parsers, tapes, roots, slots, locals, fields, arena, ranks, extract } = ws;
+            let mut ex = std::mem::take(extract).recycle();
             fields.next_row();
             arena.reset();
             let arena = &*arena;
@@ -453,9 +456,9 @@ impl Evaluator {
                 // Only `len(col)` is read: counted, no tape. The native evaluation
                 // reads a few members: a tape of those alone.
                 let counted = prog.counted_only & (1 << k) != 0 && roots_kind[k] != JsonRoot::Object;
-                let projected = !counted && self.native && roots_kind[k] == JsonRoot::Array;
+                let scanned = self.native && k < native::SCANNED;
                 // string columns are valid UTF-8 already (the Parquet reader checks them)
-                if (counted || projected)
+                if (counted || scanned)
                     && let Some(text) = text.or_else(|| std::str::from_utf8(cell).ok())
                 {
                     if counted && let Some(len) = cell::array_len_text(text) {
@@ -463,7 +466,9 @@ impl Evaluator {
                         t.0.push(simd_json::Node::Array { len, count: 0 });
                         continue;
                     }
-                    if projected && cell::project_text(text, &native::KEY_SET, &mut t.0).is_some() {
+                    // read straight from the text: the tape stays empty, and unread
+                    if scanned && ex.scan(k, text) {
+                        t.0.clear();
                         continue;
                     }
                 }
@@ -507,6 +512,7 @@ impl Evaluator {
                 native::evaluate_row(
                     &prog.keywords,
                     ranks,
+                    &mut ex,
                     &inputs,
                     row,
                     &row_roots,
@@ -559,6 +565,7 @@ impl Evaluator {
                     }
                 }
             }
+            *extract = ex.recycle();
             *roots = recycle(row_roots, 0);
             *slots = recycle(row_slots, 0);
             *locals = recycle(row_locals, 0);

@@ -2,7 +2,6 @@
 //! through the cell parser and through the evaluator, and JSON Resume
 //! documents through the example spec.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
@@ -13,26 +12,7 @@ use simd_json::Tape;
 
 /// The shared corpora; `FLEET_CORPORA` overrides. Missing corpora fail the
 /// test rather than skip it.
-fn corpora() -> PathBuf {
-    let p = std::env::var_os("FLEET_CORPORA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora"));
-    assert!(p.join("SOURCES.md").exists(), "corpora not found at {} (set FLEET_CORPORA)", p.display());
-    p
-}
-
-fn suite() -> Vec<(String, Vec<u8>)> {
-    let dir = corpora().join("jsontestsuite/test_parsing");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
-        .collect();
-    files.sort();
-    assert!(files.len() > 300, "JSONTestSuite looks incomplete: {} files", files.len());
-    files
-}
+use fleet_test_support::{corpora, json_test_suite as suite};
 
 fn blank(b: &[u8]) -> bool {
     b.iter().all(|c| matches!(c, b' ' | b'\t' | b'\r' | b'\n'))
@@ -272,90 +252,6 @@ fn array_len_agrees_with_the_full_parser() {
     });
     assert!(suite_sure > 40, "sure of only {suite_sure} suite files");
     assert!(sure * 100 >= plain * 95, "sure of {sure} of {plain} synthetic arrays");
-}
-
-/// The full parser's tape of `nodes` with only the members named in `keys`
-/// kept, as `cell::project` should build it.
-fn projected<'a>(nodes: &[simd_json::Node<'a>], keys: &[&str], out: &mut Vec<simd_json::Node<'a>>) -> usize {
-    use simd_json::Node;
-    let at = out.len();
-    out.push(nodes[0]);
-    let mut used = 1;
-    match nodes[0] {
-        Node::Array { len, .. } => {
-            for _ in 0..len {
-                used += projected(&nodes[used..], keys, out);
-            }
-        }
-        Node::Object { len, .. } => {
-            let mut kept = 0;
-            for _ in 0..len {
-                let Node::String(k) = nodes[used] else { panic!("a member name") };
-                used += 1;
-                if keys.contains(&k) {
-                    out.push(Node::String(k));
-                    used += projected(&nodes[used..], keys, out);
-                    kept += 1;
-                } else {
-                    let mut skipped = Vec::new();
-                    used += projected(&nodes[used..], &[], &mut skipped);
-                }
-            }
-            out[at] = Node::Object { len: kept, count: out.len() - at - 1 };
-        }
-        _ => {}
-    }
-    if let Node::Array { len, .. } = nodes[0] {
-        out[at] = Node::Array { len, count: out.len() - at - 1 };
-    }
-    // the nodes of nodes[0] as the parser laid them out
-    match nodes[0] {
-        Node::Array { count, .. } | Node::Object { count, .. } => assert_eq!(used, count + 1),
-        _ => {}
-    }
-    used
-}
-
-/// `project` (the columns the native evaluation reads) must never accept
-/// what the full parser rejects, and its tape must be the parser's with
-/// only the named members kept; it must be sure of nearly all plain
-/// synthetic education and work_experience cells.
-#[test]
-fn project_agrees_with_the_full_parser() {
-    // the native evaluation's member names, and names that are not in the data
-    let key_sets: [&[&str]; 3] = [
-        &["degrees", "school", "type", "end_date", "is_primary", "start_date", "company", "name", "title", "levels"],
-        &["a", "", "foo", "b"],
-        &[],
-    ];
-    let mut parser = CellParser::default();
-    let (mut suite_sure, mut plain, mut sure) = (0, 0, 0);
-    scanner_cells(|cell, what, synthetic| {
-        plain += usize::from(synthetic.is_some_and(|k| k < 2));
-        for (n, keys) in key_sets.iter().enumerate() {
-            let mut tape = Vec::new();
-            if fleet_spec::cell::project(cell, &fleet_spec::cell::KeySet::new(keys), &mut tape).is_none() {
-                continue;
-            }
-            let mut full = Tape::null();
-            match parser.parse(cell, &mut full) {
-                Ok(Parsed::Document) if matches!(full.0[0], simd_json::Node::Array { .. }) => {
-                    let mut want = Vec::new();
-                    projected(&full.0, keys, &mut want);
-                    assert_eq!(tape, want, "{what}, keys {n}: {:?}", String::from_utf8_lossy(cell));
-                }
-                other => {
-                    panic!("{what}: projected where the parser says {other:?}: {:?}", String::from_utf8_lossy(cell))
-                }
-            }
-            if n == 0 {
-                suite_sure += usize::from(what.ends_with(".json"));
-                sure += usize::from(synthetic.is_some_and(|k| k < 2));
-            }
-        }
-    });
-    assert!(suite_sure > 25, "sure of only {suite_sure} suite files");
-    assert!(sure * 100 >= plain * 95, "sure of {sure} of {plain} synthetic education and work cells");
 }
 
 /// A spec that only counts a column and one that also reads it give the

@@ -5,7 +5,6 @@
 //! duplicate members, bad dates, case and space variants, malformed cells),
 //! and with every JSONTestSuite `y_` document in each place the spec reads.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
@@ -314,15 +313,10 @@ fn randomly_assembled_odd_documents() {
 /// a degree list and a whole cell.
 #[test]
 fn every_valid_jsontestsuite_document_in_every_place() {
-    let dir = std::env::var_os("FLEET_CORPORA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora"))
-        .join("jsontestsuite/test_parsing");
-    let mut docs: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e} (set FLEET_CORPORA)", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("y_"))
-        .filter_map(|p| String::from_utf8(std::fs::read(p).unwrap()).ok())
+    let mut docs: Vec<String> = fleet_test_support::json_test_suite()
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("y_"))
+        .filter_map(|(_, bytes)| String::from_utf8(bytes).ok())
         .collect();
     docs.sort();
     assert_eq!(docs.len(), 95);

@@ -11,6 +11,31 @@
 //! }
 //! ```
 
+/// The public JSON corpora (`../shared/corpora` beside the checkout, or
+/// `FLEET_CORPORA`), read in place: they are not copied into the project.
+pub fn corpora() -> std::path::PathBuf {
+    let p = std::env::var_os("FLEET_CORPORA")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora"));
+    assert!(p.join("SOURCES.md").exists(), "corpora not found at {} (set FLEET_CORPORA)", p.display());
+    p
+}
+
+/// Every JSONTestSuite parsing case (`y_`, `n_` and `i_` files) as (file
+/// name, bytes), in name order.
+pub fn json_test_suite() -> Vec<(String, Vec<u8>)> {
+    let dir = corpora().join("jsontestsuite/test_parsing");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+        .collect();
+    files.sort();
+    assert!(files.len() > 300, "JSONTestSuite looks incomplete: {} files", files.len());
+    files
+}
+
 /// The S3 test server's endpoint, or `None` when none was started (a
 /// failure instead when `FLEET_REQUIRE_S3` is set, as in `scripts/test`).
 pub fn s3_endpoint() -> Option<String> {
