@@ -82,7 +82,8 @@ impl CellParser {
 ///
 /// Not sure means anything beyond plain documents: another root, a `\u`
 /// escape of a surrogate, a number with more than 15 digits or a
-/// three-digit exponent, nesting deeper than 64, invalid UTF-8, and every
+/// three-digit exponent, nesting deeper than 64 within an element (65 in
+/// an element that is an object), invalid UTF-8, and every
 /// syntax error.
 pub fn array_len(cell: &[u8]) -> Option<usize> {
     array_len_text(std::str::from_utf8(cell).ok()?)
@@ -90,17 +91,83 @@ pub fn array_len(cell: &[u8]) -> Option<usize> {
 
 /// [`array_len`] of a cell already known to be UTF-8 (an Arrow string).
 pub fn array_len_text(cell: &str) -> Option<usize> {
-    let cell = cell.as_bytes();
+    let b = cell.as_bytes();
+    let (end, count) = each_element(b, array_start(b)?, |at| match b.get(at) {
+        // most elements are strings or objects of strings
+        Some(b'{') => each_member(b, at, |_, at| skip(b, at)),
+        _ => skip(b, at),
+    })?;
+    (skip_ws(b, end) == b.len()).then_some(count)
+}
+
+/// Where the `[` of a document that is an array is.
+pub(crate) fn array_start(b: &[u8]) -> Option<usize> {
     // simd-json takes documents below 4 GiB
-    if cell.len() >= u32::MAX as usize {
+    if b.len() >= u32::MAX as usize {
         return None;
     }
-    let start = skip_ws(cell, 0);
-    if cell.get(start) != Some(&b'[') {
-        return None;
+    let i = skip_ws(b, 0);
+    (b.get(i) == Some(&b'[')).then_some(i)
+}
+
+/// Walks the array whose `[` is at `b[i]`: `f(at)` reads (and checks) the
+/// element starting at `at` and returns where it ends. Returns where the
+/// array ends and how many elements it has.
+#[inline(always)]
+pub(crate) fn each_element(b: &[u8], i: usize, mut f: impl FnMut(usize) -> Option<usize>) -> Option<(usize, usize)> {
+    let mut i = skip_ws(b, i + 1);
+    if b.get(i) == Some(&b']') {
+        return Some((i + 1, 0));
     }
-    let (end, count) = scan_value(cell, start)?;
-    (skip_ws(cell, end) == cell.len()).then_some(count)
+    let mut n = 0;
+    loop {
+        n += 1;
+        i = skip_ws(b, f(i)?);
+        match *b.get(i)? {
+            b',' => i = skip_ws(b, i + 1),
+            b']' => return Some((i + 1, n)),
+            _ => return None,
+        }
+    }
+}
+
+/// Walks the object whose `{` is at `b[i]`: `f(name, at)` reads (and
+/// checks) the value of member `name` starting at `at` and returns where it
+/// ends (`name` is `None` when it has an escape: its text is not the
+/// name). Returns where the object ends.
+#[inline(always)]
+pub(crate) fn each_member(
+    b: &[u8],
+    i: usize,
+    mut f: impl FnMut(Option<&[u8]>, usize) -> Option<usize>,
+) -> Option<usize> {
+    let mut i = skip_ws(b, i + 1);
+    if b.get(i) == Some(&b'}') {
+        return Some(i + 1);
+    }
+    loop {
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        let (end, escaped) = scan_string_escaped(b, i)?;
+        let name = (!escaped).then(|| &b[i + 1..end - 1]);
+        i = skip_ws(b, end);
+        if b.get(i) != Some(&b':') {
+            return None;
+        }
+        i = skip_ws(b, f(name, skip_ws(b, i + 1))?);
+        match *b.get(i)? {
+            b',' => i = skip_ws(b, i + 1),
+            b'}' => return Some(i + 1),
+            _ => return None,
+        }
+    }
+}
+
+/// Checks and skips the value at `b[at]` (most are strings).
+#[inline(always)]
+pub(crate) fn skip(b: &[u8], at: usize) -> Option<usize> {
+    if b.get(at) == Some(&b'"') { scan_string(b, at) } else { scan_value(b, at) }
 }
 
 #[inline(always)]
@@ -120,14 +187,12 @@ fn skip_ws_loop(b: &[u8], mut i: usize) -> usize {
 }
 
 /// Checks the value starting at `b[i]` (containers iteratively, at most 64
-/// deep); returns where it ends and how many elements it has at depth 1.
-pub(crate) fn scan_value(b: &[u8], mut i: usize) -> Option<(usize, usize)> {
+/// deep); returns where it ends.
+pub(crate) fn scan_value(b: &[u8], mut i: usize) -> Option<usize> {
     let mut objects: u64 = 0; // one bit per open container: 1 for an object
     let mut depth = 0u32;
-    let mut count = 0usize;
     loop {
         // a value starts at b[i]
-        count += usize::from(depth == 1);
         match *b.get(i)? {
             b'"' => i = scan_string(b, i)?,
             open @ (b'[' | b'{') => {
@@ -156,7 +221,7 @@ pub(crate) fn scan_value(b: &[u8], mut i: usize) -> Option<(usize, usize)> {
         // after a value: a comma and the next one, or closing brackets
         loop {
             if depth == 0 {
-                return Some((i, count));
+                return Some(i);
             }
             i = skip_ws(b, i);
             let object = objects & 1 == 1;
@@ -449,8 +514,11 @@ mod tests {
             assert_eq!(array_len(cell), Some(n), "{}", String::from_utf8_lossy(cell));
             assert!(matches!(parse(cell), Ok(Parsed::Document)));
         }
-        let deep64 = format!("{}1{}", "[".repeat(64), "]".repeat(64));
-        assert_eq!(array_len(deep64.as_bytes()), Some(1));
+        // the cell's own array, then 64 levels within its element
+        let deep65 = format!("{}1{}", "[".repeat(65), "]".repeat(65));
+        assert_eq!(array_len(deep65.as_bytes()), Some(1));
+        let in_object = format!("[{{\"a\": {}1{}}}]", "[".repeat(64), "]".repeat(64));
+        assert_eq!(array_len(in_object.as_bytes()), Some(1));
         for cell in [
             &b""[..],
             b"null",
@@ -486,8 +554,10 @@ mod tests {
         ] {
             assert_eq!(array_len(cell), None, "{}", String::from_utf8_lossy(cell));
         }
-        let deep65 = format!("{}1{}", "[".repeat(65), "]".repeat(65));
-        assert_eq!(array_len(deep65.as_bytes()), None);
+        let deep66 = format!("{}1{}", "[".repeat(66), "]".repeat(66));
+        assert_eq!(array_len(deep66.as_bytes()), None);
+        let in_object = format!("[{{\"a\": {}1{}}}]", "[".repeat(65), "]".repeat(65));
+        assert_eq!(array_len(in_object.as_bytes()), None);
     }
 
     #[test]

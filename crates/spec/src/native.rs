@@ -12,7 +12,7 @@
 //! the spec file stays the definition and this module an implementation
 //! of it. Keyword ranks come from the spec's own tables.
 
-use crate::cell::{between, scan_string, scan_string_escaped, scan_value, skip_ws};
+use crate::cell::{array_start, between, each_element, each_member, scan_string_escaped, scan_value, skip, skip_ws};
 use crate::compile::{KeywordTable, Program};
 use crate::eval::{Column, RankMemo, max_opt};
 use crate::text::{Ymd, parse_date};
@@ -192,7 +192,7 @@ impl<'a> Extract<'a> {
             let from = self.strs.len();
             let mut school = School { degrees: (from, from), ..School::default() };
             let end = if b.get(at) == Some(&b'{') {
-                each_member(b, at, |name, at| match name {
+                each_member(b, at, |name, at| match name? {
                     b"degrees" => {
                         self.strs.truncate(from);
                         strings_of(text, at, &mut self.strs)
@@ -202,7 +202,7 @@ impl<'a> Extract<'a> {
                     _ => skip(b, at),
                 })?
             } else {
-                scan_value(b, at)?.0
+                scan_value(b, at)?
             };
             school.degrees.1 = self.strs.len();
             self.schools.push(school);
@@ -215,13 +215,13 @@ impl<'a> Extract<'a> {
         let b = text.as_bytes();
         let (end, n) = each_element(b, array_start(b)?, |at| {
             if b.get(at) != Some(&b'{') {
-                return Some(scan_value(b, at)?.0);
+                return scan_value(b, at);
             }
             let from = self.strs.len();
             let mut job = Job { levels: (from, from), ..Job::default() };
-            let end = each_member(b, at, |name, at| match name {
+            let end = each_member(b, at, |name, at| match name? {
                 b"is_primary" => {
-                    let end = scan_value(b, at)?.0;
+                    let end = scan_value(b, at)?;
                     job.is_primary = &b[at..end] == b"true";
                     Some(end)
                 }
@@ -233,9 +233,9 @@ impl<'a> Extract<'a> {
                     self.strs.truncate(from);
                     job.title = None;
                     if b.get(at) != Some(&b'{') {
-                        return Some(scan_value(b, at)?.0);
+                        return scan_value(b, at);
                     }
-                    each_member(b, at, |name, at| match name {
+                    each_member(b, at, |name, at| match name? {
                         b"name" => string_or_skip(text, at, &mut job.title),
                         b"levels" => {
                             self.strs.truncate(from);
@@ -292,75 +292,6 @@ impl<'a> Extract<'a> {
     }
 }
 
-/// Where the `[` of a document that is an array is.
-fn array_start(b: &[u8]) -> Option<usize> {
-    // simd-json takes documents below 4 GiB
-    if b.len() >= u32::MAX as usize {
-        return None;
-    }
-    let i = skip_ws(b, 0);
-    (b.get(i) == Some(&b'[')).then_some(i)
-}
-
-/// Walks the array whose `[` is at `b[i]`: `f(at)` reads (and checks) the
-/// element starting at `at` and returns where it ends. Returns where the
-/// array ends and how many elements it has.
-#[inline(always)]
-fn each_element(b: &[u8], i: usize, mut f: impl FnMut(usize) -> Option<usize>) -> Option<(usize, usize)> {
-    let mut i = skip_ws(b, i + 1);
-    if b.get(i) == Some(&b']') {
-        return Some((i + 1, 0));
-    }
-    let mut n = 0;
-    loop {
-        n += 1;
-        i = skip_ws(b, f(i)?);
-        match *b.get(i)? {
-            b',' => i = skip_ws(b, i + 1),
-            b']' => return Some((i + 1, n)),
-            _ => return None,
-        }
-    }
-}
-
-/// Walks the object whose `{` is at `b[i]`: `f(name, at)` reads (and
-/// checks) the value of member `name` starting at `at` and returns where it
-/// ends. Returns where the object ends; `None` also for a member name with
-/// an escape.
-#[inline(always)]
-fn each_member(b: &[u8], i: usize, mut f: impl FnMut(&[u8], usize) -> Option<usize>) -> Option<usize> {
-    let mut i = skip_ws(b, i + 1);
-    if b.get(i) == Some(&b'}') {
-        return Some(i + 1);
-    }
-    loop {
-        if b.get(i) != Some(&b'"') {
-            return None;
-        }
-        let (end, escaped) = scan_string_escaped(b, i)?;
-        if escaped {
-            return None;
-        }
-        let name = &b[i + 1..end - 1];
-        i = skip_ws(b, end);
-        if b.get(i) != Some(&b':') {
-            return None;
-        }
-        i = skip_ws(b, f(name, skip_ws(b, i + 1))?);
-        match *b.get(i)? {
-            b',' => i = skip_ws(b, i + 1),
-            b'}' => return Some(i + 1),
-            _ => return None,
-        }
-    }
-}
-
-/// Checks and skips the value at `b[at]` (most are strings).
-#[inline(always)]
-fn skip(b: &[u8], at: usize) -> Option<usize> {
-    if b.get(at) == Some(&b'"') { scan_string(b, at) } else { Some(scan_value(b, at)?.0) }
-}
-
 /// The value at `at` into `out`: the string when it is one (`None` when
 /// the string has an escape: not sure), `None` for any other value.
 #[inline(always)]
@@ -368,7 +299,7 @@ fn string_or_skip<'a>(text: &'a str, at: usize, out: &mut Option<&'a str>) -> Op
     let b = text.as_bytes();
     if b.get(at) != Some(&b'"') {
         *out = None;
-        return Some(scan_value(b, at)?.0);
+        return scan_value(b, at);
     }
     let (end, escaped) = scan_string_escaped(b, at)?;
     if escaped {
@@ -384,9 +315,9 @@ fn member_string<'a>(text: &'a str, at: usize, name: &[u8], out: &mut Option<&'a
     let b = text.as_bytes();
     *out = None;
     if b.get(at) != Some(&b'{') {
-        return Some(scan_value(b, at)?.0);
+        return scan_value(b, at);
     }
-    each_member(b, at, |n, at| if n == name { string_or_skip(text, at, out) } else { skip(b, at) })
+    each_member(b, at, |n, at| if n? == name { string_or_skip(text, at, out) } else { skip(b, at) })
 }
 
 /// The strings among the elements of the value at `at` (when an array),
@@ -394,7 +325,7 @@ fn member_string<'a>(text: &'a str, at: usize, name: &[u8], out: &mut Option<&'a
 fn strings_of<'a>(text: &'a str, at: usize, strs: &mut Vec<&'a str>) -> Option<usize> {
     let b = text.as_bytes();
     if b.get(at) != Some(&b'[') {
-        return Some(scan_value(b, at)?.0);
+        return scan_value(b, at);
     }
     let (end, _) = each_element(b, at, |at| {
         let mut s = None;
