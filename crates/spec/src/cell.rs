@@ -278,9 +278,14 @@ pub(crate) fn scan_string_escaped(b: &[u8], mut i: usize) -> Option<(usize, bool
         // sixteen bytes at a time (eight off x86-64) up to the first quote, backslash or control character
         #[cfg(target_arch = "x86_64")]
         while let Some(chunk) = b.get(i..i + 16) {
-            let m = special_16(chunk.try_into().expect("sixteen bytes"));
+            let (m, quotes) = special_16(chunk.try_into().expect("sixteen bytes"));
             if m != 0 {
-                i += m.trailing_zeros() as usize;
+                let at = m.trailing_zeros();
+                // most strings end at their first special byte: no second look at it
+                if quotes >> at & 1 == 1 {
+                    return Some((i + at as usize + 1, escaped));
+                }
+                i += at as usize;
                 break;
             }
             i += 16;
@@ -334,20 +339,21 @@ fn special_bytes(x: u64) -> u64 {
     zero(x ^ (LO * u64::from(b'"'))) | zero(x ^ (LO * u64::from(b'\\'))) | (x.wrapping_sub(LO * 0x20) & !x & HI)
 }
 
-/// One bit per byte of `chunk` that is `"`, `\\` or below 0x20: sixteen
-/// bytes in a few SSE2 instructions (x86-64's baseline, so always there;
-/// `safe_arch` wraps them without `unsafe`). Elsewhere strings are scanned
-/// eight bytes at a time with [`special_bytes`].
+/// One bit per byte of `chunk` that is `"`, `\\` or below 0x20, and one
+/// per byte that is `"`: sixteen bytes in a few SSE2 instructions (x86-64's
+/// baseline, so always there; `safe_arch` wraps them without `unsafe`).
+/// Elsewhere strings are scanned eight bytes at a time with [`special_bytes`].
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn special_16(chunk: &[u8; 16]) -> u32 {
+fn special_16(chunk: &[u8; 16]) -> (u32, u32) {
     use safe_arch::*;
     let v = load_unaligned_m128i(chunk);
     let quote = cmp_eq_mask_i8_m128i(v, set_splat_i8_m128i(b'"' as i8));
     let backslash = cmp_eq_mask_i8_m128i(v, set_splat_i8_m128i(b'\\' as i8));
     let low = set_splat_i8_m128i(0x1f);
     let control = cmp_eq_mask_i8_m128i(max_u8_m128i(v, low), low);
-    move_mask_i8_m128i(bitor_m128i(bitor_m128i(quote, backslash), control)) as u32
+    let special = bitor_m128i(bitor_m128i(quote, backslash), control);
+    (move_mask_i8_m128i(special) as u32, move_mask_i8_m128i(quote) as u32)
 }
 
 fn literal(b: &[u8], i: usize, word: &[u8]) -> Option<usize> {
@@ -598,7 +604,8 @@ mod tests {
                 for v in 0..=255u8 {
                     let mut chunk = [background; 16];
                     chunk[pos] = v;
-                    let m16 = special_16(&chunk);
+                    let (m16, quotes) = special_16(&chunk);
+                    assert_eq!(quotes & (1 << pos) != 0, v == b'"', "{chunk:?}");
                     let lo = special_bytes(u64::from_le_bytes(chunk[..8].try_into().unwrap()));
                     let hi = special_bytes(u64::from_le_bytes(chunk[8..].try_into().unwrap()));
                     // the lowest set bit of the SWAR masks is exact (higher ones may be spurious)
