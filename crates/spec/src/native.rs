@@ -172,8 +172,8 @@ impl<'a> Extract<'a> {
     /// JSON text when it is, without doubt, a valid array (as strict as the
     /// full parser); `false` when not sure, with nothing read, and then the
     /// full parser decides ([`Extract::read_tape`]). Besides the doubts of
-    /// [`crate::cell::array_len`]: an escape in a string it keeps or in any
-    /// member name (the parser would unescape it).
+    /// [`crate::cell::array_len`]: an escape in a string it keeps or in a
+    /// member name of an object it reads (the parser would unescape it).
     pub(crate) fn scan(&mut self, k: usize, text: &'a str) -> bool {
         let marks = (self.schools.len(), self.jobs.len(), self.strs.len());
         let n = if k == 0 { self.scan_education(text) } else { self.scan_work(text) };
