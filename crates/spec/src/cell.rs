@@ -92,22 +92,28 @@ pub fn array_len(cell: &[u8]) -> Option<usize> {
 /// [`array_len`] of a cell already known to be UTF-8 (an Arrow string).
 pub fn array_len_text(cell: &str) -> Option<usize> {
     let b = cell.as_bytes();
-    let (end, count) = each_element(b, array_start(b)?, |at| match b.get(at) {
+    cell_elements(b, |at| match b.get(at) {
         // most elements are strings or objects of strings
         Some(b'{') => each_member(b, at, |_, at| skip(b, at)),
         _ => skip(b, at),
-    })?;
-    (skip_ws(b, end) == b.len()).then_some(count)
+    })
 }
 
-/// Where the `[` of a document that is an array is.
-pub(crate) fn array_start(b: &[u8]) -> Option<usize> {
+/// Walks the cell `b` when it is one array (whitespace around it aside),
+/// reading each element with `f` as [`each_element`] does; returns how many
+/// elements it has.
+#[inline(always)]
+pub(crate) fn cell_elements(b: &[u8], f: impl FnMut(usize) -> Option<usize>) -> Option<usize> {
     // simd-json takes documents below 4 GiB
     if b.len() >= u32::MAX as usize {
         return None;
     }
-    let i = skip_ws(b, 0);
-    (b.get(i) == Some(&b'[')).then_some(i)
+    let start = skip_ws(b, 0);
+    if b.get(start) != Some(&b'[') {
+        return None;
+    }
+    let (end, n) = each_element(b, start, f)?;
+    (skip_ws(b, end) == b.len()).then_some(n)
 }
 
 /// Walks the array whose `[` is at `b[i]`: `f(at)` reads (and checks) the

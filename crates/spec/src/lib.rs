@@ -355,11 +355,17 @@ impl Builder {
 }
 
 /// Reuses an emptied vector's allocation for values of another lifetime.
-fn recycle<'b>(mut v: Vec<Val<'_>>, n: usize) -> Vec<Val<'b>> {
-    v.clear();
-    let mut v: Vec<Val<'b>> = v.into_iter().map(|_| Val::Null).collect();
+fn recycle<'b>(v: Vec<Val<'_>>, n: usize) -> Vec<Val<'b>> {
+    let mut v: Vec<Val<'b>> = emptied(v);
     v.resize(n, Val::Null);
     v
+}
+
+/// `v` emptied, its allocation reused for another type of the same size
+/// (in practice: the same type with another lifetime).
+pub(crate) fn emptied<T, U>(mut v: Vec<T>) -> Vec<U> {
+    v.clear();
+    v.into_iter().map(|_| unreachable!("emptied")).collect()
 }
 
 fn column(a: &ArrayRef) -> Column<'_> {
@@ -454,7 +460,8 @@ impl Evaluator {
                 out.json_bytes += cell.len() as u64;
                 // Fast paths, each sure of what it accepts; simd-json decides the rest.
                 // Only `len(col)` is read: counted, no tape. The native evaluation
-                // reads a few members: a tape of those alone.
+                // reads its few members of education and work_experience straight
+                // from the text, no tape either.
                 let counted = prog.counted_only & (1 << k) != 0 && roots_kind[k] != JsonRoot::Object;
                 let scanned = self.native && k < native::SCANNED;
                 // string columns are valid UTF-8 already (the Parquet reader checks them)

@@ -12,8 +12,9 @@
 //! the spec file stays the definition and this module an implementation
 //! of it. Keyword ranks come from the spec's own tables.
 
-use crate::cell::{array_start, between, each_element, each_member, scan_string_escaped, scan_value, skip, skip_ws};
+use crate::cell::{between, cell_elements, each_element, each_member, scan_string_escaped, scan_value, skip};
 use crate::compile::{KeywordTable, Program};
+use crate::emptied;
 use crate::eval::{Column, RankMemo, max_opt};
 use crate::text::{Ymd, parse_date};
 use crate::value::{Val, elements, len, members};
@@ -161,11 +162,12 @@ impl<'a> Extract<'a> {
     /// Emptied, for the next row (whose strings live as long as `'b`),
     /// keeping the buffers.
     pub(crate) fn recycle<'b>(self) -> Extract<'b> {
-        fn empty<T, U>(mut v: Vec<T>) -> Vec<U> {
-            v.clear();
-            v.into_iter().map(|_| unreachable!("emptied")).collect()
+        Extract {
+            counts: [None; 2],
+            schools: emptied(self.schools),
+            jobs: emptied(self.jobs),
+            strs: emptied(self.strs),
         }
-        Extract { counts: [None; 2], schools: empty(self.schools), jobs: empty(self.jobs), strs: empty(self.strs) }
     }
 
     /// Reads column `k` (0: `education`, 1: `work_experience`) from its
@@ -188,7 +190,7 @@ impl<'a> Extract<'a> {
 
     fn scan_education(&mut self, text: &'a str) -> Option<usize> {
         let b = text.as_bytes();
-        let (end, n) = each_element(b, array_start(b)?, |at| {
+        cell_elements(b, |at| {
             let from = self.strs.len();
             let mut school = School { degrees: (from, from), ..School::default() };
             let end = if b.get(at) == Some(&b'{') {
@@ -207,13 +209,12 @@ impl<'a> Extract<'a> {
             school.degrees.1 = self.strs.len();
             self.schools.push(school);
             Some(end)
-        })?;
-        (skip_ws(b, end) == b.len()).then_some(n)
+        })
     }
 
     fn scan_work(&mut self, text: &'a str) -> Option<usize> {
         let b = text.as_bytes();
-        let (end, n) = each_element(b, array_start(b)?, |at| {
+        cell_elements(b, |at| {
             if b.get(at) != Some(&b'{') {
                 return scan_value(b, at);
             }
@@ -249,8 +250,7 @@ impl<'a> Extract<'a> {
             job.levels.1 = self.strs.len();
             self.jobs.push(job);
             Some(end)
-        })?;
-        (skip_ws(b, end) == b.len()).then_some(n)
+        })
     }
 
     /// Reads column `k` from its tape (`root`: the parsed cell, or `[]` for
