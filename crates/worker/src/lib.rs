@@ -129,6 +129,7 @@ where
     F: FnOnce(Config) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
+    without_huge_pages();
     keep_freed_memory();
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
@@ -169,15 +170,6 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// page in again: 0.38 s of system time in a 3 s typical run, 0.27 s without
 /// purging (docs/PERFORMANCE.md, session 6). Memory stays bounded by
 /// the peak the pipeline needs. `MIMALLOC_PURGE_DELAY`, when set, wins.
-///
-/// Memory kept is also what makes transparent huge pages pay: mimalloc
-/// asks for them on its arenas (`madvise`), and each 2 MiB page is
-/// faulted and cleared once per run instead of every time it is taken back.
-/// With them, a typical run has a tenth of the page faults, half the system
-/// time and fewer TLB misses: +7% rows/s (session 8). Before purging was
-/// off, huge pages cost 11% of all CPU in clearing pages given back and
-/// taken again, and the workers turned them off (session 4).
-/// `MIMALLOC_ALLOW_THP=0` turns them off for mimalloc.
 fn keep_freed_memory() {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
         // SAFETY: mi_option_set only stores an integer in mimalloc's option
@@ -186,6 +178,21 @@ fn keep_freed_memory() {
         unsafe {
             libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1)
         };
+    }
+}
+
+/// Turns transparent huge pages off for this process. A worker frees and
+/// allocates page-sized buffers all the time (Parquet pages decompressed,
+/// column chunks encoded); with huge pages, each time the allocator gives
+/// such memory back and takes it again the kernel clears a whole 2 MiB page,
+/// which took 11% of all CPU time of a typical run (docs/PERFORMANCE.md).
+/// With freed memory kept (`keep_freed_memory`) huge pages are faulted once per run, but
+/// that was no steady gain either: less user time (fewer TLB misses), more
+/// and varying system time clearing fresh 2 MiB pages (session 8).
+fn without_huge_pages() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {
+        tracing::debug!(error = %e, "Could not turn transparent huge pages off; running with them.");
     }
 }
 
