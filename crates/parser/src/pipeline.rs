@@ -301,26 +301,45 @@ async fn process(fp: &FeatureParser, mine: &[InputObject], progress: &Progress) 
         let objects = mine.to_vec();
         let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
         let (input_format, batch_rows) = (cfg.input_format, cfg.batch_rows);
-        tokio::spawn(async move {
-            let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
-            for (i, obj) in objects.iter().enumerate() {
+        // Opens an object and decodes its first batch, in a task of its own.
+        let open = move |obj: InputObject| {
+            let columns = columns.clone();
+            let schema = ndjson_schema.clone();
+            Ahead(tokio::spawn(async move {
+                let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
                 let format = match input_format {
                     CfgFormat::Auto => InputFormat::from_name(obj.name()),
                     CfgFormat::Parquet => InputFormat::Parquet,
                     CfgFormat::Ndjson => InputFormat::Ndjson,
                 };
-                let mut stream = match open_batches(obj, format, &columns, ndjson_schema.clone(), batch_rows).await {
-                    Ok(s) => s,
-                    Err(e) => {
+                let mut stream = open_batches(&obj, format, &columns, schema, batch_rows).await?;
+                let first = stream.next().await;
+                Ok::<_, fleet_store::StoreError>((stream, first))
+            }))
+        };
+        tokio::spawn(async move {
+            // The next object is opened, its first row group fetched and its
+            // first batch decoded while this one is read: alone, that left
+            // the pool idle at every object's start (session 8).
+            let mut ahead = objects.first().cloned().map(&open);
+            for i in 0..objects.len() {
+                let Some(mut this) = ahead.take() else { return };
+                ahead = objects.get(i + 1).cloned().map(&open);
+                let (mut stream, mut next) = match (&mut this.0).await {
+                    Ok(Ok(opened)) => opened,
+                    Ok(Err(e)) => {
                         let _ = tx.send((i, Some(Err(e)))).await;
                         return;
                     }
+                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    Err(_) => return,
                 };
-                while let Some(b) = stream.next().await {
+                while let Some(b) = next {
                     let failed = b.is_err();
                     if tx.send((i, Some(b))).await.is_err() || failed {
                         return;
                     }
+                    next = stream.next().await;
                 }
                 if tx.send((i, None)).await.is_err() {
                     return;
@@ -418,6 +437,16 @@ async fn process(fp: &FeatureParser, mine: &[InputObject], progress: &Progress) 
     reader.await.map_err(|e| ParserError::Pool(e.to_string()))?;
     rejects_sink.close().await?;
     Ok(t)
+}
+
+/// An object being opened ahead of its turn; dropped (the reader stopping
+/// early), its task stops too.
+struct Ahead<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for Ahead<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// An evaluated batch of input object `obj` (rows from `base`), or the end of `obj`.
