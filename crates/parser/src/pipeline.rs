@@ -1,7 +1,8 @@
 //! The shard pipeline: a reader task, parallel evaluation on the Rayon pool,
 //! and the writer, overlapped so that reading the next batches, evaluating
 //! the [`IN_FLIGHT`] batches before them and writing the oldest happen at
-//! once. Memory is bounded by a few batches, whatever the shard size.
+//! once. Memory is bounded by a few batches and two row groups (the next
+//! object's first one is fetched ahead), whatever the shard size.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};

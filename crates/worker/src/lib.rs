@@ -186,9 +186,10 @@ fn keep_freed_memory() {
 /// column chunks encoded); with huge pages, each time the allocator gives
 /// such memory back and takes it again the kernel clears a whole 2 MiB page,
 /// which took 11% of all CPU time of a typical run (docs/PERFORMANCE.md).
-/// With freed memory kept (`keep_freed_memory`) huge pages are faulted once per run, but
-/// that was no steady gain either: less user time (fewer TLB misses), more
-/// and varying system time clearing fresh 2 MiB pages (session 8).
+/// With freed memory kept (`keep_freed_memory`) huge pages are faulted
+/// once per run, but that was no steady gain either: less user time (fewer
+/// TLB misses), more and varying system time clearing fresh 2 MiB pages
+/// (session 8).
 fn without_huge_pages() {
     #[cfg(target_os = "linux")]
     if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {
