@@ -276,7 +276,7 @@ pub async fn bench_parse(input: &str, threads: usize, max_bytes: u64) -> anyhow:
     let (mut bytes, mut rows) = (0u64, 0u64);
     'outer: for obj in fleet_store::list_inputs(input).await? {
         let format = fleet_store::InputFormat::from_name(obj.name());
-        let mut stream = fleet_store::open_batches(&obj, format, &json_cols, schema.clone(), 8192).await?;
+        let mut stream = fleet_store::open_batches(&obj, format, &json_cols, &[], schema.clone(), 8192).await?;
         while let Some(b) = stream.try_next().await? {
             for r in 0..b.num_rows() {
                 for c in b.columns() {

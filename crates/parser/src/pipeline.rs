@@ -301,19 +301,23 @@ async fn process(fp: &FeatureParser, mine: &[InputObject], progress: &Progress) 
     let mut reader = {
         let objects = mine.to_vec();
         let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+        // JSON cells are checked for UTF-8 by the evaluator, as it parses them
+        let json: Vec<String> =
+            fp.spec.json_columns().iter().filter(|c| fp.spec.input_type(c).is_none()).map(|c| c.to_string()).collect();
         let (input_format, batch_rows) = (cfg.input_format, cfg.batch_rows);
         // Opens an object and decodes its first batch, in a task of its own.
         let open = move |obj: InputObject| {
-            let columns = columns.clone();
+            let (columns, json) = (columns.clone(), json.clone());
             let schema = ndjson_schema.clone();
             Ahead(tokio::spawn(async move {
                 let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+                let json: Vec<&str> = json.iter().map(String::as_str).collect();
                 let format = match input_format {
                     CfgFormat::Auto => InputFormat::from_name(obj.name()),
                     CfgFormat::Parquet => InputFormat::Parquet,
                     CfgFormat::Ndjson => InputFormat::Ndjson,
                 };
-                let mut stream = open_batches(&obj, format, &columns, schema, batch_rows).await?;
+                let mut stream = open_batches(&obj, format, &columns, &json, schema, batch_rows).await?;
                 let first = stream.next().await;
                 Ok::<_, fleet_store::StoreError>((stream, first))
             }))

@@ -464,9 +464,11 @@ impl Evaluator {
                 // from the text, no tape either.
                 let counted = prog.counted_only & (1 << k) != 0 && roots_kind[k] != JsonRoot::Object;
                 let scanned = self.native && k < native::SCANNED;
-                // string columns are valid UTF-8 already (the Parquet reader checks them)
+                // String columns are valid UTF-8 already; binary cells (the
+                // Parquet reader leaves JSON columns unchecked) are checked
+                // here, which also brings the cell into cache for the scan.
                 if (counted || scanned)
-                    && let Some(text) = text.or_else(|| std::str::from_utf8(cell).ok())
+                    && let Some(text) = text.or_else(|| simdutf8::basic::from_utf8(cell).ok())
                 {
                     if counted && let Some(len) = cell::array_len_text(text) {
                         t.0.clear();

@@ -68,13 +68,17 @@ pub type BatchStream = BoxStream<'static, Result<RecordBatch>>;
 
 /// Opens `obj` as a stream of batches of at most `batch_rows` rows.
 /// Parquet reads only the `columns` that exist in the file (the caller
-/// checks the schema); NDJSON is decoded with `ndjson_schema`, reading the
+/// checks the schema); its string columns come as `Utf8View`, except those
+/// in `unchecked`, which come as `BinaryView` with their UTF-8 left for the
+/// caller to check (a JSON parser checks it anyway, cell by cell, while the
+/// cell is in cache). NDJSON is decoded with `ndjson_schema`, reading the
 /// object in chunks, so memory stays bounded by the batch size.
 #[instrument(skip_all, fields(uri = %obj.uri()))]
 pub async fn open_batches(
     obj: &InputObject,
     format: InputFormat,
     columns: &[&str],
+    unchecked: &[&str],
     ndjson_schema: SchemaRef,
     batch_rows: usize,
 ) -> Result<BatchStream> {
@@ -86,13 +90,28 @@ pub async fn open_batches(
             let pq = |e| StoreError::Parquet { op: "read", uri: uri.clone(), source: e };
             // Strings are read as Utf8View, and binary as BinaryView: values
             // stay in the decoded pages instead of being copied into a fresh
-            // buffer per batch.
+            // buffer per batch. The `unchecked` strings are read as binary:
+            // checking their UTF-8 here would be a pass over memory of its own.
             let meta = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new()).await.map_err(pq)?;
+            let unchecked: Vec<&str> = unchecked
+                .iter()
+                .copied()
+                .filter(|c| {
+                    meta.schema().field_with_name(c).is_ok_and(|f| {
+                        matches!(f.data_type(), arrow_schema::DataType::Utf8 | arrow_schema::DataType::LargeUtf8)
+                    })
+                })
+                .collect();
             let fields: Vec<arrow_schema::Field> = meta
                 .schema()
                 .fields()
                 .iter()
                 .map(|f| match f.data_type() {
+                    arrow_schema::DataType::Utf8 | arrow_schema::DataType::LargeUtf8
+                        if unchecked.contains(&f.name().as_str()) =>
+                    {
+                        f.as_ref().clone().with_data_type(arrow_schema::DataType::BinaryView)
+                    }
                     arrow_schema::DataType::Utf8 | arrow_schema::DataType::LargeUtf8 => {
                         f.as_ref().clone().with_data_type(arrow_schema::DataType::Utf8View)
                     }
@@ -104,10 +123,17 @@ pub async fn open_batches(
                 .collect();
             let view_schema =
                 Arc::new(arrow_schema::Schema::new_with_metadata(fields, meta.schema().metadata().clone()));
-            let meta = ArrowReaderMetadata::try_new(
-                meta.metadata().clone(),
-                ArrowReaderOptions::new().with_schema(view_schema),
-            )
+            let meta = if unchecked.is_empty() {
+                ArrowReaderMetadata::try_new(
+                    meta.metadata().clone(),
+                    ArrowReaderOptions::new().with_schema(view_schema),
+                )
+            } else {
+                // The embedded Arrow schema would still call them strings; the
+                // one supplied here carries its types for the other columns.
+                let options = ArrowReaderOptions::new().with_schema(view_schema).with_skip_arrow_metadata(true);
+                ArrowReaderMetadata::try_new(Arc::new(as_binary(meta.metadata(), &unchecked).map_err(pq)?), options)
+            }
             .map_err(pq)?;
             let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, meta);
             let schema = builder.schema().clone();
@@ -149,6 +175,48 @@ pub async fn open_batches(
             .boxed())
         }
     }
+}
+
+/// `meta` with the top-level string columns named in `unchecked` typed as
+/// plain binary (no UTF-8 logical type): the reader then neither checks
+/// their UTF-8 nor refuses to read them as `BinaryView`.
+fn as_binary(meta: &ParquetMetaData, unchecked: &[&str]) -> parquet::errors::Result<ParquetMetaData> {
+    use parquet::basic::Type as Physical;
+    use parquet::file::metadata::{FileMetaData, ParquetMetaDataBuilder};
+    use parquet::schema::types::{SchemaDescriptor, Type};
+    let file = meta.file_metadata();
+    let root = file.schema_descr().root_schema();
+    let fields = root
+        .get_fields()
+        .iter()
+        .map(|f| {
+            if !(f.is_primitive() && f.get_physical_type() == Physical::BYTE_ARRAY && unchecked.contains(&f.name())) {
+                return Ok(f.clone());
+            }
+            let info = f.get_basic_info();
+            let id = info.has_id().then(|| info.id());
+            Ok(Arc::new(
+                Type::primitive_type_builder(f.name(), Physical::BYTE_ARRAY)
+                    .with_repetition(info.repetition())
+                    .with_id(id)
+                    .build()?,
+            ))
+        })
+        .collect::<parquet::errors::Result<Vec<_>>>()?;
+    let root = Type::group_type_builder(root.name()).with_fields(fields).build()?;
+    let file = FileMetaData::new(
+        file.version(),
+        file.num_rows(),
+        file.created_by().map(str::to_string),
+        file.key_value_metadata().cloned(),
+        Arc::new(SchemaDescriptor::new(Arc::new(root))),
+        file.column_orders().cloned(),
+    );
+    let mut old = ParquetMetaDataBuilder::new_from_metadata(meta.clone());
+    Ok(ParquetMetaDataBuilder::new(file)
+        .set_row_groups(old.take_row_groups())
+        .set_page_index(old.take_page_index())
+        .build())
 }
 
 /// The Arrow schema of a Parquet object, from its footer alone (one ranged
@@ -449,12 +517,13 @@ mod tests {
         assert_eq!(stats.crc32c, format!("{:08x}", crc32c::crc32c(&bytes)));
 
         let obj = crate::list_inputs("memory:///pq-test/x.parquet").await.unwrap().remove(0);
-        let batches: Vec<RecordBatch> = open_batches(&obj, InputFormat::Parquet, &["b", "zz"], batch.schema(), 700)
-            .await
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap();
+        let batches: Vec<RecordBatch> =
+            open_batches(&obj, InputFormat::Parquet, &["b", "zz"], &[], batch.schema(), 700)
+                .await
+                .unwrap()
+                .try_collect()
+                .await
+                .unwrap();
         assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 3000);
         assert!(batches.iter().all(|b| b.num_rows() <= 700));
         assert_eq!(batches[0].num_columns(), 1);
@@ -471,7 +540,7 @@ mod tests {
             arrow_schema::Field::new("b", arrow_schema::DataType::Utf8, true),
         ]));
         let obj = crate::list_inputs("memory:///nd-test/x.ndjson").await.unwrap().remove(0);
-        let batches: Vec<RecordBatch> = open_batches(&obj, InputFormat::Ndjson, &[], schema.clone(), 1000)
+        let batches: Vec<RecordBatch> = open_batches(&obj, InputFormat::Ndjson, &[], &[], schema.clone(), 1000)
             .await
             .unwrap()
             .try_collect()
@@ -484,9 +553,76 @@ mod tests {
         loc.put_bytes("bad.ndjson", b"{\"a\": 1}\n{\"a\": oops}\n".to_vec()).await.unwrap();
         let obj = crate::list_inputs("memory:///nd-test/bad.ndjson").await.unwrap().remove(0);
         let r: Result<Vec<RecordBatch>> =
-            open_batches(&obj, InputFormat::Ndjson, &[], schema, 1000).await.unwrap().try_collect().await;
+            open_batches(&obj, InputFormat::Ndjson, &[], &[], schema, 1000).await.unwrap().try_collect().await;
         let e = r.unwrap_err();
         assert!(e.to_string().contains("bad.ndjson"), "{e}");
+    }
+
+    /// A Parquet string column (UTF8 annotation, an embedded Arrow schema
+    /// saying Utf8) named in `unchecked` comes as BinaryView with its bytes
+    /// as stored, even when they are not UTF-8; the other columns keep their
+    /// types. Checked, the same column fails the read.
+    #[tokio::test]
+    async fn unchecked_string_columns_come_as_binary_views() {
+        use arrow_array::cast::AsArray;
+        use parquet::data_type::{ByteArray, ByteArrayType, Int32Type};
+        let schema = Arc::new(
+            parquet::schema::parser::parse_message_type(
+                "message m { required binary s (STRING); optional binary j (STRING); required int32 n; }",
+            )
+            .unwrap(),
+        );
+        let arrow = arrow_schema::Schema::new(vec![
+            arrow_schema::Field::new("s", arrow_schema::DataType::Utf8, false),
+            arrow_schema::Field::new("j", arrow_schema::DataType::Utf8, true),
+            arrow_schema::Field::new("n", arrow_schema::DataType::Int32, false),
+        ]);
+        let mut props = WriterProperties::builder();
+        props = props.set_key_value_metadata(Some(vec![parquet::file::metadata::KeyValue::new(
+            "ARROW:schema".to_string(),
+            parquet::arrow::encode_arrow_schema(&arrow),
+        )]));
+        let mut buf = Vec::new();
+        let mut w =
+            parquet::file::writer::SerializedFileWriter::new(&mut buf, schema, Arc::new(props.build())).unwrap();
+        let mut rg = w.next_row_group().unwrap();
+        let text = |v: &[&[u8]]| v.iter().map(|b| ByteArray::from(b.to_vec())).collect::<Vec<_>>();
+        let mut c = rg.next_column().unwrap().unwrap();
+        c.typed::<ByteArrayType>().write_batch(&text(&[b"p1", b"p2", b"p3"]), None, None).unwrap();
+        c.close().unwrap();
+        let mut c = rg.next_column().unwrap().unwrap();
+        c.typed::<ByteArrayType>().write_batch(&text(&[b"[1]", b"[\"\xff\"]"]), Some(&[1, 0, 1]), None).unwrap();
+        c.close().unwrap();
+        let mut c = rg.next_column().unwrap().unwrap();
+        c.typed::<Int32Type>().write_batch(&[7, 8, 9], None, None).unwrap();
+        c.close().unwrap();
+        rg.close().unwrap();
+        w.close().unwrap();
+
+        let loc = Location::parse("memory:///pq-unchecked/").unwrap();
+        loc.put_bytes("x.parquet", buf).await.unwrap();
+        let obj = crate::list_inputs("memory:///pq-unchecked/x.parquet").await.unwrap().remove(0);
+        let empty = Arc::new(arrow_schema::Schema::empty());
+        let read = |unchecked: &'static [&'static str]| {
+            let (obj, empty) = (obj.clone(), empty.clone());
+            async move {
+                open_batches(&obj, InputFormat::Parquet, &["s", "j", "n"], unchecked, empty, 100)
+                    .await
+                    .unwrap()
+                    .try_collect::<Vec<RecordBatch>>()
+                    .await
+            }
+        };
+        let b = read(&["j", "absent"]).await.unwrap().remove(0);
+        let j = b.column(1).as_binary_view();
+        assert_eq!(j.iter().collect::<Vec<_>>(), [Some(&b"[1]"[..]), None, Some(&b"[\"\xff\"]"[..])]);
+        let s = b.column(0).as_string_view();
+        assert_eq!(s.iter().collect::<Vec<_>>(), [Some("p1"), Some("p2"), Some("p3")]);
+        assert_eq!(b.column(2).as_primitive::<arrow_array::types::Int32Type>().values(), &[7, 8, 9]);
+
+        let e = read(&[]).await.unwrap_err();
+        let why = std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default();
+        assert!(why.to_lowercase().contains("utf-8"), "{e}: {why}");
     }
 
     #[tokio::test]
@@ -513,8 +649,12 @@ mod tests {
         sink.close().await.unwrap();
         for (name, format) in [("x.ndjson", InputFormat::Ndjson), ("x.parquet", InputFormat::Parquet)] {
             let obj = crate::list_inputs(&format!("memory:///big-rows/{name}")).await.unwrap().remove(0);
-            let batches: Vec<RecordBatch> =
-                open_batches(&obj, format, &["b"], schema.clone(), 8192).await.unwrap().try_collect().await.unwrap();
+            let batches: Vec<RecordBatch> = open_batches(&obj, format, &["b"], &[], schema.clone(), 8192)
+                .await
+                .unwrap()
+                .try_collect()
+                .await
+                .unwrap();
             assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 300, "{name}");
             let max = batches.iter().map(|b| b.num_rows()).max().unwrap();
             assert!(max as u64 * 200_000 <= BATCH_BYTES + 400_000, "{name}: a batch of {max} rows");
