@@ -70,8 +70,8 @@ pub type BatchStream = BoxStream<'static, Result<RecordBatch>>;
 /// Parquet reads only the `columns` that exist in the file (the caller
 /// checks the schema); its string columns come as `Utf8View`, except those
 /// in `unchecked`, which come as `BinaryView` with their UTF-8 left for the
-/// caller to check (a JSON parser checks it anyway, cell by cell, while the
-/// cell is in cache). NDJSON is decoded with `ndjson_schema`, reading the
+/// caller to check (a JSON parser checks it anyway, and can reject one bad
+/// cell where the reader would fail the whole read). NDJSON is decoded with `ndjson_schema`, reading the
 /// object in chunks, so memory stays bounded by the batch size.
 #[instrument(skip_all, fields(uri = %obj.uri()))]
 pub async fn open_batches(
@@ -90,8 +90,8 @@ pub async fn open_batches(
             let pq = |e| StoreError::Parquet { op: "read", uri: uri.clone(), source: e };
             // Strings are read as Utf8View, and binary as BinaryView: values
             // stay in the decoded pages instead of being copied into a fresh
-            // buffer per batch. The `unchecked` strings are read as binary:
-            // checking their UTF-8 here would be a pass over memory of its own.
+            // buffer per batch. The `unchecked` strings are read as binary,
+            // their UTF-8 not checked here.
             let meta = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new()).await.map_err(pq)?;
             let unchecked: Vec<&str> = unchecked
                 .iter()
