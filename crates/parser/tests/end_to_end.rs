@@ -349,31 +349,64 @@ async fn a_corrupt_later_input_fails_the_run_after_the_earlier_ones_and_commits_
 /// a cell that is not UTF-8 is one reject, not a failed file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_json_columns_and_a_cell_that_is_not_utf8() {
+    a_cell_that_is_not_utf8(false).await;
+}
+
+/// The same cell in a Parquet string column (UTF8 annotation, an embedded
+/// Arrow schema saying Utf8: what Spark and Athena write) is one reject
+/// too; arrow-rs's reader would refuse the page if it checked the column.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_string_json_cell_that_is_not_utf8_is_one_reject() {
+    a_cell_that_is_not_utf8(true).await;
+}
+
+/// Two rows whose JSON columns are `strings` or binary; row "b"'s
+/// work_experience holds the bytes FF FE (patched into the uncompressed
+/// file, since Arrow strings cannot hold them).
+async fn a_cell_that_is_not_utf8(strings: bool) {
     let tmp = tempfile::tempdir().unwrap();
     let raw = Location::parse(&format!("{}/raw/", tmp.path().display())).unwrap();
-    let b = |v: Vec<Option<&[u8]>>| -> ArrayRef { Arc::new(arrow_array::BinaryArray::from(v)) };
+    let json = |v: Vec<Option<&str>>| -> ArrayRef {
+        if strings {
+            Arc::new(StringArray::from(v))
+        } else {
+            Arc::new(arrow_array::BinaryArray::from(v.into_iter().map(|c| c.map(str::as_bytes)).collect::<Vec<_>>()))
+        }
+    };
     let batch = RecordBatch::try_from_iter([
         ("pid", Arc::new(StringArray::from(vec!["a", "b"])) as ArrayRef),
-        ("education", b(vec![None, None])),
+        ("education", json(vec![None, None])),
         (
             "work_experience",
-            b(vec![
-                Some(br#"[{"company":{"name":"Acme"},"start_date":"2015-02"}]"#),
-                Some(b"[{\"company\":{\"name\":\"Bad \xff\xfe\"}}]"),
+            json(vec![
+                Some(r#"[{"company":{"name":"Acme"},"start_date":"2015-02"}]"#),
+                Some(r#"[{"company":{"name":"Bad @@"}}]"#),
             ]),
         ),
-        ("skills", b(vec![Some(br#"["sql","rust"]"#), Some(br#"["go"]"#)])),
-        ("interests", b(vec![None, None])),
-        ("certifications", b(vec![None, None])),
-        ("languages", b(vec![None, None])),
+        ("skills", json(vec![Some(r#"["sql","rust"]"#), Some(r#"["go"]"#)])),
+        ("interests", json(vec![None, None])),
+        ("certifications", json(vec![None, None])),
+        ("languages", json(vec![None, None])),
         ("linkedin_connections", Arc::new(Int32Array::from(vec![Some(5), None])) as ArrayRef),
         ("inferred_years_experience", Arc::new(Int32Array::from(vec![Some(1), None])) as ArrayRef),
     ])
     .unwrap();
-    let mut sink =
-        ParquetSink::create(&raw, raw.join("bin.parquet").unwrap(), batch.schema(), &WriteOptions::default()).unwrap();
+    let opts = WriteOptions::default().with_compression(fleet_store::Compression::UNCOMPRESSED);
+    let mut sink = ParquetSink::create(&raw, raw.join("bad.parquet").unwrap(), batch.schema(), &opts).unwrap();
     sink.write(&batch).await.unwrap();
     sink.close().await.unwrap();
+    let file = tmp.path().join("raw/bad.parquet");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let mut patched = 0;
+    for i in 0..bytes.len() - 1 {
+        if &bytes[i..i + 2] == b"@@" {
+            bytes[i..i + 2].copy_from_slice(b"\xff\xfe");
+            patched += 1;
+        }
+    }
+    assert!(patched >= 1, "the placeholder is in the file");
+    std::fs::write(&file, bytes).unwrap();
+
     let output = format!("{}/features/", tmp.path().display());
     let summary = run(config(&(raw.uri() + "/"), &output, &[("FLEET_MAX_REJECT_RATIO", "0.5")])).await.unwrap();
     assert_eq!((summary.rows_in, summary.rows_out, summary.rows_rejected), (2, 2, 1));
@@ -389,6 +422,7 @@ async fn binary_json_columns_and_a_cell_that_is_not_utf8() {
     let message = col(&rejects[0], "message").as_string::<i32>().value(0).to_string();
     assert_eq!(col(&rejects[0], "column").as_string::<i32>().value(0), "work_experience");
     assert_eq!(message, "invalid UTF-8 at byte 25");
+    assert_eq!(col(&rejects[0], "prefix").as_string::<i32>().value(0), r#"[{"company":{"name":"Bad "#);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
