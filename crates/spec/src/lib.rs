@@ -465,8 +465,7 @@ impl Evaluator {
                 let counted = prog.counted_only & (1 << k) != 0 && roots_kind[k] != JsonRoot::Object;
                 let scanned = self.native && k < native::SCANNED;
                 // String columns are valid UTF-8 already; binary cells (the
-                // Parquet reader leaves JSON columns unchecked) are checked
-                // here, which also brings the cell into cache for the scan.
+                // Parquet reader leaves JSON columns unchecked) are checked here.
                 if (counted || scanned)
                     && let Some(text) = text.or_else(|| simdutf8::basic::from_utf8(cell).ok())
                 {

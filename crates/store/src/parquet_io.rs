@@ -71,8 +71,9 @@ pub type BatchStream = BoxStream<'static, Result<RecordBatch>>;
 /// checks the schema); its string columns come as `Utf8View`, except those
 /// in `unchecked`, which come as `BinaryView` with their UTF-8 left for the
 /// caller to check (a JSON parser checks it anyway, and can reject one bad
-/// cell where the reader would fail the whole read). NDJSON is decoded with `ndjson_schema`, reading the
-/// object in chunks, so memory stays bounded by the batch size.
+/// cell where the reader would fail the whole read). NDJSON is decoded
+/// with `ndjson_schema`, reading the object in chunks, so memory stays
+/// bounded by the batch size.
 #[instrument(skip_all, fields(uri = %obj.uri()))]
 pub async fn open_batches(
     obj: &InputObject,
