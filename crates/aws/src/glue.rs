@@ -2,13 +2,13 @@
 //!
 //! Table definitions travel as Glue `TableInput` JSON, the shape
 //! `aws glue create-table --cli-input-json` takes and the shape the worker
-//! writes as its local catalog (`fleet_parser::catalog::table_input`), so
+//! writes as its local catalog (`fleet_catalog::table_input`), so
 //! the local catalog and the Glue one are one definition.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use aws_sdk_glue::types::{Column, DatabaseInput, PartitionInput, SerDeInfo, StorageDescriptor, Table, TableInput};
-use fleet_parser::catalog::{CommittedPartition, SchemaUnion};
+use fleet_catalog::{CommittedPartition, SchemaUnion};
 use serde_json::{Value, json};
 
 use crate::{AwsError, Result, api_error};
@@ -286,7 +286,7 @@ pub struct SyncReport {
 /// marker (or, with projection, sets the projection properties instead).
 /// Partitions still missing markers are left out and reported.
 pub async fn sync_table(glue: &Glue, opts: &SyncOptions) -> Result<SyncReport> {
-    let parts = fleet_parser::catalog::committed_partitions(&opts.location).await?;
+    let parts = fleet_catalog::committed_partitions(&opts.location).await?;
     let (complete, partial): (Vec<&CommittedPartition>, Vec<&CommittedPartition>) =
         parts.iter().partition(|p| p.is_complete());
     let incomplete: Vec<(String, usize, u32)> =
@@ -300,7 +300,7 @@ pub async fn sync_table(glue: &Glue, opts: &SyncOptions) -> Result<SyncReport> {
     };
     let keys: Vec<&str> = first.partition.keys().collect();
     if let Some(p) = complete.iter().find(|p| p.partition.keys().ne(keys.iter().copied())) {
-        return Err(fleet_parser::catalog::CatalogError::Partitions {
+        return Err(fleet_catalog::CatalogError::Partitions {
             file: p.location.clone(),
             found: p.partition.0.iter().map(|(k, _)| k.clone()).collect(),
             expected: keys.iter().map(|k| k.to_string()).collect(),
@@ -339,7 +339,7 @@ pub async fn sync_table(glue: &Glue, opts: &SyncOptions) -> Result<SyncReport> {
             opts.location
         )));
     }
-    let mut wanted = fleet_parser::catalog::table_input(
+    let mut wanted = fleet_catalog::table_input(
         &opts.database,
         &opts.table,
         &opts.location,
@@ -643,7 +643,7 @@ mod tests {
 
     fn def(cols: &[(&str, DataType)]) -> Value {
         let schema = Schema::new(cols.iter().map(|(n, t)| Field::new(*n, t.clone(), true)).collect::<Vec<_>>());
-        fleet_parser::catalog::table_input("db", "t", "s3://b/t", &schema, ["dt"], "ZSTD")["TableInput"].clone()
+        fleet_catalog::table_input("db", "t", "s3://b/t", &schema, ["dt"], "ZSTD")["TableInput"].clone()
     }
 
     #[test]

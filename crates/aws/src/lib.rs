@@ -46,7 +46,7 @@ pub enum AwsError {
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
-    Catalog(#[from] fleet_parser::catalog::CatalogError),
+    Catalog(#[from] fleet_catalog::CatalogError),
     #[error(transparent)]
     Store(#[from] fleet_store::StoreError),
     #[error("{what}: {source}")]

@@ -5,9 +5,10 @@ use std::collections::BTreeSet;
 
 use fleet_aws::AwsError;
 use fleet_aws::glue::{Glue, Registered, SyncOptions, TableChange, sync_table};
-use fleet_contract::{Config, Partition};
-use fleet_parser::catalog::{CommittedPartition, hive_type};
-use fleet_parser::{CommitMarker, FeatureParser};
+use fleet_catalog::CommitMarker;
+use fleet_catalog::{CommittedPartition, hive_type};
+use fleet_contract::Partition;
+use fleet_features::{Config, FeatureParser};
 use fleet_store::Location;
 use fleet_synth::{Generator, Profile};
 use serde_json::{Value, json};
@@ -218,7 +219,7 @@ async fn hundreds_of_partitions_register_in_batches_and_only_once() {
                     partition: format!("dt={day}"),
                     rows: 10,
                     files: vec![],
-                    rejects_key: String::new(),
+                    rejects_key: None,
                     rejected_cells: 0,
                 }],
             }

@@ -1,4 +1,4 @@
-//! feature-parser: glue between the shard contract and `fleet_parser`.
+//! feature-parser: the worker of `fleet_features`, run by the framework.
 
 use std::process::ExitCode;
 
@@ -6,13 +6,5 @@ use std::process::ExitCode;
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    fleet_worker::main(
-        "feature-parser",
-        fleet_parser::ABOUT,
-        |e| fleet_parser::exit_code(e.as_ref()),
-        |config| async move {
-            fleet_parser::FeatureParser::new(config).await?.run().await?;
-            Ok(())
-        },
-    )
+    fleet_worker::main::<fleet_features::FeatureParser>()
 }

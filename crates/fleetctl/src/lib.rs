@@ -1,29 +1,56 @@
-//! The operator's tool behind `fleetctl`: local fan-out of shard workers
-//! (what Step Functions does with ECS tasks: one process per shard, a
-//! bounded number at once, retries of failed shards with backoff, final
-//! failure when a shard fails for good) and the end-to-end demo.
+//! The operator's tool behind `fleetctl`: the registered workers, local
+//! fan-out of shard workers (what Step Functions does with ECS tasks: one
+//! process per shard, a bounded number at once, retries of shards that
+//! failed with a retryable exit code, final failure when a shard fails for
+//! good), the end-to-end demo, the parse-only ceiling and cleanup.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use fleet_contract::{Config, RawVars, vars};
-use fleet_parser::RunSummary;
+use fleet_contract::vars;
 use fleet_store::Location;
+use fleet_worker::{Exit, Registered, RunSummary};
 use tracing::{info, warn};
+
+/// The workers `fleetctl <worker>` runs and `fleetctl run <worker>` fans out.
+pub const WORKERS: &[Registered] = &[fleet_worker::register::<fleet_features::FeatureParser>()];
+
+/// The registered worker called `name`.
+pub fn worker(name: &str) -> Option<&'static Registered> {
+    WORKERS.iter().find(|w| w.name == name)
+}
+
+/// The settings given on the command line of `matches` (parsed by `cmd`,
+/// a worker's command), as the `FLEET_*` variables a shard process takes;
+/// those from the environment reach the shards by inheritance.
+pub fn given_vars(cmd: clap::Command, matches: &clap::ArgMatches) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for arg in cmd.get_arguments() {
+        let (Some(env), id) = (arg.get_env().and_then(|e| e.to_str()), arg.get_id().as_str()) else { continue };
+        if matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+            && let Ok(Some(v)) = matches.try_get_one::<String>(id)
+        {
+            out.insert(env.to_string(), v.clone());
+        }
+    }
+    out
+}
 
 /// How to fan out.
 #[derive(Debug, Clone)]
 pub struct FanOut {
     /// The program and leading arguments that run one shard.
     pub command: Vec<String>,
-    /// `FLEET_*` values every shard gets (index and count are set per shard).
-    pub vars: RawVars,
+    /// `FLEET_*` values every shard gets besides the environment (index and
+    /// count are set per shard).
+    pub vars: BTreeMap<String, String>,
     pub shards: u32,
     /// Shards running at once.
     pub parallel: usize,
-    /// Extra attempts for a shard that failed with exit code 1 or a signal.
+    /// Extra attempts for a shard that failed with a retryable exit code.
     pub retries: u32,
     /// Where each shard's output goes (`<dir>/shard-N.log`); inherited when `None`.
     pub log_dir: Option<PathBuf>,
@@ -38,9 +65,9 @@ pub struct ShardOutcome {
     pub seconds: u64,
 }
 
-/// Codes that retrying cannot fix: bad configuration and the reject threshold.
+/// Success, or a failure that retrying cannot fix.
 fn is_final(code: i32) -> bool {
-    matches!(code, 0 | 2 | 3)
+    code == 0 || !Exit::from_code(code).is_retryable()
 }
 
 /// Runs every shard to completion; returns their outcomes in shard order.
@@ -84,10 +111,8 @@ pub async fn fan_out(f: &FanOut) -> anyhow::Result<Vec<ShardOutcome>> {
 async fn run_shard(f: &FanOut, index: u32, attempt: u32) -> i32 {
     let mut cmd = tokio::process::Command::new(&f.command[0]);
     cmd.args(&f.command[1..]);
-    for (k, v) in &f.vars.0 {
-        cmd.env(k, v);
-    }
-    cmd.env(vars::SHARD_INDEX, index.to_string()).env(vars::SHARD_COUNT, f.shards.to_string());
+    cmd.envs(&f.vars);
+    cmd.env(vars::SHARD_INDEX.name, index.to_string()).env(vars::SHARD_COUNT.name, f.shards.to_string());
     if let Some(dir) = &f.log_dir {
         let path = dir.join(format!("shard-{index:05}.log"));
         let file = std::fs::OpenOptions::new().create(true).append(true).open(&path);
@@ -110,12 +135,13 @@ async fn run_shard(f: &FanOut, index: u32, attempt: u32) -> i32 {
     }
 }
 
-/// Reads the run summaries the shards wrote.
+/// Reads the run summaries the shards wrote (any worker's: its own
+/// metrics stay a JSON map).
 pub async fn read_summaries(output: &str, run_id: &str, shards: u32) -> anyhow::Result<Vec<Option<RunSummary>>> {
     let loc = Location::parse(output)?;
     let mut out = Vec::new();
     for index in 0..shards {
-        let key = fleet_parser::layout::summary_key(run_id, fleet_contract::Shard { index, count: shards });
+        let key = fleet_worker::layout::summary_key(run_id, fleet_contract::Shard { index, count: shards });
         out.push(match loc.get_bytes(&key).await {
             Ok(b) => Some(serde_json::from_slice(&b).with_context(|| format!("parsing {key}"))?),
             Err(e) if e.is_not_found() => None,
@@ -133,12 +159,7 @@ pub fn table(outcomes: &[ShardOutcome], summaries: &[Option<RunSummary>]) -> Str
     );
     let (mut rows, mut rej, mut files) = (0u64, 0u64, 0usize);
     for (o, sm) in outcomes.iter().zip(summaries) {
-        let status = match o.exit_code {
-            0 => "ok",
-            2 => "config",
-            3 => "rejects",
-            _ => "failed",
-        };
+        let status = Exit::from_code(o.exit_code).name();
         match sm {
             Some(sm) => {
                 rows += sm.rows_out;
@@ -152,7 +173,7 @@ pub fn table(outcomes: &[ShardOutcome], summaries: &[Option<RunSummary>]) -> Str
                     sm.rows_rejected,
                     sm.files.len(),
                     sm.rows_per_second,
-                    sm.json_mb_per_second,
+                    sm.mb_per_second,
                     sm.peak_rss_bytes >> 20
                 ));
             }
@@ -200,14 +221,17 @@ pub async fn demo(d: &Demo) -> anyhow::Result<String> {
     let parallel = (d.shards as usize).min(cpus).max(1);
     let run_id = "demo".to_string();
     let output = format!("{}/", out_dir.display());
-    let vars = RawVars::from_pairs([
+    let vars: BTreeMap<String, String> = [
         (vars::INPUT, format!("{}/", raw_dir.display())),
         (vars::OUTPUT, output.clone()),
         (vars::RUN_ID, run_id.clone()),
         (vars::THREADS, (cpus / parallel).max(1).to_string()),
         (vars::LOG_FORMAT, "json".to_string()),
-    ]);
-    Config::validate(&vars).context("demo configuration")?;
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.name.to_string(), v))
+    .collect();
+    fleet_features::Config::from_vars(&vars).context("demo configuration")?;
     let fan = FanOut {
         command: vec![d.exe.display().to_string(), "feature-parser".into()],
         vars,
@@ -221,7 +245,7 @@ pub async fn demo(d: &Demo) -> anyhow::Result<String> {
     let parse_secs = t1.elapsed().as_secs_f64();
     let summaries = read_summaries(&output, &run_id, d.shards).await?;
     let rows: u64 = summaries.iter().flatten().map(|s| s.rows_out).sum();
-    let json_mb: f64 = summaries.iter().flatten().map(|s| s.json_bytes as f64 / 1e6).sum();
+    let json_mb: f64 = summaries.iter().flatten().map(|s| s.bytes_processed as f64 / 1e6).sum();
     let mut s = format!(
         "Generated {} rows in {} files ({:.0} MB Parquet) in {:.1} s: {}\n\nfeature-parser: {} shards, {} at a time, {} thread(s) each, {:.1} s wall, {:.0} rows/s, {:.0} MB/s of JSON overall\n\n",
         g.rows,
@@ -301,8 +325,8 @@ pub async fn bench_parse(input: &str, threads: usize, max_bytes: u64) -> anyhow:
     }
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
     let refs: Vec<&[u8]> = cells.iter().map(Vec::as_slice).collect();
-    fleet_parser::parse_only(&refs, &pool); // warm-up
-    let (n, parsed, secs) = fleet_parser::parse_only(&refs, &pool);
+    fleet_features::parse_only(&refs, &pool); // warm-up
+    let (n, parsed, secs) = fleet_features::parse_only(&refs, &pool);
     Ok(format!(
         "parse-only ceiling: {n} cells of {rows} rows, {:.1} MB in {secs:.3} s on {threads} threads: {:.0} MB/s, {:.0} rows/s ({:.1} MB parsed without error)\n",
         bytes as f64 / 1e6,

@@ -1,11 +1,13 @@
-//! fleetctl: the operator's tool. Glue over the fleet's library crates.
+//! fleetctl: the operator's tool. Its command line (clap) over the fleet's
+//! library crates; every registered worker is a subcommand of its own.
 
-use std::collections::HashMap;
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use fleet_contract::{Config, Invocation, LogFormat, RawVars};
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use fleet_contract::{LogFormat, vars};
 
 #[cfg(feature = "aws")]
 mod aws_cmds;
@@ -13,231 +15,392 @@ mod aws_cmds;
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const HELP: &str = "fleetctl: the operator's tool for the JSON-to-Parquet worker fleet
+const EXAMPLES: &str = "Examples:
+  fleetctl demo                                      the parse step on generated data, on this machine
+  fleetctl gen --out ./data --rows 100000 --files 4
+  fleetctl feature-parser --input ./data/raw/ --output ./data/features/
+  fleetctl run feature-parser --shards 4 --input ./data/raw/ --output ./data/features/
+  fleetctl catalog sync --location s3://lake/features/ --database lake
+  fleetctl athena --sql \"SELECT count(*) FROM features\" --database lake --output-location s3://lake/athena/
 
-Usage:
-  fleetctl demo [--rows 1000000] [--shards 4] [--files 8] [--profile typical|heavy] [--dir ./fleet-demo]
-      Generate a realistic dataset, run feature-parser on it as several shards in
-      parallel local processes, and print what was produced and where to look.
-  fleetctl gen [--out ./fleet-data] [--rows 10000] [--files 1] [--profile typical|heavy]
-               [--seed 42] [--format parquet|ndjson] [--malformed-share 0.003] [--no-targets]
-      Write the synthetic raw table to <out>/raw/ and the targets table to <out>/targets/.
-  fleetctl feature-parser [FLEET flags]
-      Run one feature-parser shard in this process (same as the feature-parser binary).
-  fleetctl run feature-parser --shards N [--parallel P] [--retries 2] [--log-dir DIR] [FLEET flags]
-      Fan out N shards as local processes, P at a time, retrying failed shards with
-      backoff, as the Step Functions state machine does with ECS tasks.
+`fleetctl <command> --help` tells more. A worker's settings are FLEET_* variables and flags alike.";
 
-      With FLEET_GLUE_DATABASE or FLEET_GLUE_TABLE set, then registers the table and its
-      committed partitions in Glue (as `catalog sync`).
+/// The operator's tool for the JSON-to-Parquet worker fleet.
+#[derive(Debug, Parser)]
+#[command(name = "fleetctl", version, after_help = EXAMPLES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-  fleetctl catalog discover --location URI [--database fleet] [--table NAME]
-      Discover a table's schema from the Parquet footers under URI (no crawler; partition
-      keys from key=value folders) and print its Glue TableInput JSON.
-  fleetctl catalog create|update --location URI [--database D] [--table T] [--projection]
-  fleetctl catalog create|update --table-input FILE [--database D]
-      Create the Glue table from the discovered schema (or a TableInput JSON such as
-      _runs/<run>/table_input.json), or add the columns it lacks. A changed column type
-      is an error.
-  fleetctl catalog sync --location URI [--database D] [--table T] [--projection]
-      Create or evolve the table from its committed files, then register every partition
-      whose shards have all written their commit marker (batches of 100, idempotent), or
-      set partition projection instead. Defaults: FLEET_OUTPUT, FLEET_GLUE_*.
-  fleetctl catalog list [--database D]          databases, or the tables of D
-  fleetctl catalog show --database D --table T  a table as TableInput JSON
-  fleetctl catalog drop --database D --table T  drop a table (its data stays)
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate a realistic dataset, run feature-parser on it as several
+    /// shards in parallel local processes, and print what was produced and
+    /// where to look.
+    Demo(DemoArgs),
+    /// Write the synthetic raw table to <OUT>/raw/ and the targets table to <OUT>/targets/.
+    Gen(GenArgs),
+    /// The Glue catalog of a table: discover, create or update, sync its committed partitions.
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
+    /// Run an Athena query, wait for it and write its rows; or make a table (ctas) or files (unload).
+    Athena(Box<AthenaCommand>),
+    /// Delete the temporary prefixes (and Glue tables) of past runs, never the protected ones.
+    Cleanup(CleanupArgs),
+    /// The parse-only ceiling: simd-json over the JSON cells of a raw table, held in memory.
+    BenchParse(BenchParseArgs),
+}
 
-  fleetctl athena (--sql TEXT | --file PATH) [--database D] [--workgroup W]
-                  [--output-location s3://...] [--timeout 1800] [--format jsonl|parquet]
-                  [--out PATH|URI] [--fetch auto|api|s3]
-      Run a query, wait for it (backoff, cancelled at the timeout), and write its rows as
-      JSONL (stdout by default) or Parquet. Prints queue, planning and execution time,
-      data scanned and the cost ($5 per TB, 10 MB minimum). --fetch s3 reads the result
-      object from S3 instead of paging GetQueryResults (auto: for results of 8 MiB or more).
-  fleetctl athena ctas --table [DB.]NAME --location s3://.../ (--sql|--file) [--partitioned-by a,b]
-  fleetctl athena unload --location s3://.../ (--sql|--file) [--partitioned-by a,b]
-      Make a permanent table (CTAS) or files (UNLOAD) as zstd Parquet from a SELECT;
-      the location must be empty.
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// Rows to generate.
+    #[arg(long, default_value_t = 1_000_000)]
+    rows: u64,
+    /// Shards (local processes) to parse them with.
+    #[arg(long, default_value_t = 4)]
+    shards: u32,
+    /// Raw files to generate.
+    #[arg(long, default_value_t = 8)]
+    files: u64,
+    #[arg(long, default_value = "typical", value_parser = ["typical", "heavy"])]
+    profile: String,
+    /// Where the data, the output and the logs go (cleared first).
+    #[arg(long, default_value = "./fleet-demo")]
+    dir: PathBuf,
+}
 
-  fleetctl cleanup --root URI [--protect PREFIX ...] [--database D [--protect-table PREFIX ...]]
-                   [--execute]
-      Delete the temporary prefixes of past runs under URI (every first-level prefix),
-      never the protected ones (default: permanent/ and final-results/); with --database,
-      also drop the Glue tables located under URI, never those under a protected prefix
-      or named with a protected prefix (default: permanent, final_results). A dry run
-      unless --execute; one log line per prefix or table kept or deleted.
-  fleetctl bench-parse --input URI [--threads N] [--max-mb 1000]
-      The parse-only ceiling: simd-json over the JSON cells of a raw table, held in memory.
+#[derive(Debug, Args)]
+struct GenArgs {
+    /// A local folder or a URI (s3://bucket/prefix).
+    #[arg(long, default_value = "./fleet-data")]
+    out: String,
+    #[arg(long, default_value_t = 10_000)]
+    rows: u64,
+    #[arg(long, default_value_t = 1)]
+    files: u64,
+    #[arg(long, default_value = "typical", value_parser = ["typical", "heavy"])]
+    profile: String,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    #[arg(long, default_value = "parquet", value_parser = ["parquet", "ndjson"])]
+    format: String,
+    /// Share of rows given a malformed JSON cell.
+    #[arg(long, default_value_t = 0.003)]
+    malformed_share: f64,
+    /// Do not write the targets table.
+    #[arg(long)]
+    no_targets: bool,
+}
 
-FLEET flags are the FLEET_* variables of `fleetctl feature-parser --help`.
-";
+/// The Glue database and table of a location.
+#[derive(Debug, Clone, Args)]
+struct GlueNames {
+    /// Glue database [default: fleet].
+    #[arg(long, env = vars::GLUE_DATABASE.name, hide_env_values = true)]
+    database: Option<String>,
+    /// Glue table [default: the last segment of the location].
+    #[arg(long, env = vars::GLUE_TABLE.name, hide_env_values = true)]
+    table: Option<String>,
+}
+
+/// A table named in Glue.
+#[derive(Debug, Clone, Args)]
+struct TableName {
+    #[arg(long, env = vars::GLUE_DATABASE.name, hide_env_values = true)]
+    database: String,
+    #[arg(long, env = vars::GLUE_TABLE.name, hide_env_values = true)]
+    table: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum CatalogCommand {
+    /// Discover a table's schema from the Parquet footers under a location (no crawler;
+    /// partition keys from key=value folders) and print its Glue TableInput JSON.
+    Discover {
+        #[arg(long)]
+        location: String,
+        #[command(flatten)]
+        names: GlueNames,
+    },
+    /// Create the Glue table from the discovered schema (or a TableInput JSON such as
+    /// _runs/<run>/table_input.json), or add the columns it lacks. A changed column type is an error.
+    #[command(visible_alias = "update")]
+    Create(CreateArgs),
+    /// Create or evolve the table from its committed files, then register every partition whose
+    /// shards have all written their commit marker (batches of 100, idempotent), or set partition
+    /// projection instead: the finalize step of a fan-out.
+    Sync(SyncArgs),
+    /// The Glue databases, or the tables of one.
+    List {
+        #[arg(long)]
+        database: Option<String>,
+    },
+    /// A table as TableInput JSON, with its number of registered partitions.
+    Show(TableName),
+    /// Drop a table (its data stays).
+    Drop(TableName),
+}
+
+#[derive(Debug, Args)]
+struct CreateArgs {
+    /// The table location.
+    #[arg(long, env = vars::OUTPUT.name, hide_env_values = true)]
+    location: Option<String>,
+    #[command(flatten)]
+    names: GlueNames,
+    /// Partition projection (table properties) instead of registered partitions.
+    #[arg(long, env = vars::GLUE_PARTITION_PROJECTION.name, hide_env_values = true, value_parser = clap::builder::FalseyValueParser::new())]
+    projection: bool,
+    /// A TableInput JSON file or URI (`{"DatabaseName", "TableInput"}` or the TableInput alone), used as it is.
+    #[arg(long, conflicts_with_all = ["table", "projection"])]
+    table_input: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct SyncArgs {
+    /// The table location.
+    #[arg(long, env = vars::OUTPUT.name, hide_env_values = true)]
+    location: String,
+    #[command(flatten)]
+    names: GlueNames,
+    /// Partition projection (table properties) instead of registered partitions.
+    #[arg(long, env = vars::GLUE_PARTITION_PROJECTION.name, hide_env_values = true, value_parser = clap::builder::FalseyValueParser::new())]
+    projection: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct AthenaCommand {
+    #[command(subcommand)]
+    statement: Option<AthenaStatement>,
+    #[command(flatten)]
+    query: AthenaQuery,
+}
+
+/// A query and where it runs.
+#[derive(Debug, Clone, Default, Args)]
+struct AthenaRun {
+    /// The SQL text.
+    #[arg(long)]
+    sql: Option<String>,
+    /// A file holding the SQL.
+    #[arg(long, conflicts_with = "sql")]
+    file: Option<PathBuf>,
+    /// The default database of the query [default: FLEET_GLUE_DATABASE].
+    #[arg(long, env = vars::GLUE_DATABASE.name, hide_env_values = true)]
+    database: Option<String>,
+    /// The data catalog [default: AwsDataCatalog].
+    #[arg(long)]
+    catalog: Option<String>,
+    #[arg(long)]
+    workgroup: Option<String>,
+    /// Where Athena writes the results (s3://...), unless the workgroup says.
+    #[arg(long)]
+    output_location: Option<String>,
+    /// Seconds to wait before the query is cancelled.
+    #[arg(long, default_value_t = 1800)]
+    timeout: u64,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+struct AthenaQuery {
+    #[command(flatten)]
+    run: AthenaRun,
+    /// How the rows are written.
+    #[arg(long, default_value = "jsonl", value_parser = ["jsonl", "parquet"])]
+    format: String,
+    /// A path or URI for the rows [default: stdout, JSONL only].
+    #[arg(long)]
+    out: Option<String>,
+    /// Page through GetQueryResults (api), read the result object from S3 (s3), or
+    /// choose by its size (auto: S3 for 8 MiB or more).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "api", "s3"])]
+    fetch: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum AthenaStatement {
+    /// Make a permanent table as zstd Parquet from a SELECT (the location must be empty).
+    Ctas {
+        /// The new table, [DB.]NAME.
+        #[arg(long)]
+        table: String,
+        #[arg(long)]
+        location: String,
+        /// Partition columns, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        partitioned_by: Vec<String>,
+        #[command(flatten)]
+        run: AthenaRun,
+    },
+    /// Write the rows of a SELECT as zstd Parquet files (the location must be empty).
+    Unload {
+        #[arg(long)]
+        location: String,
+        #[arg(long, value_delimiter = ',')]
+        partitioned_by: Vec<String>,
+        #[command(flatten)]
+        run: AthenaRun,
+    },
+}
+
+#[derive(Debug, Args)]
+struct CleanupArgs {
+    /// The root whose first-level prefixes are temporary.
+    #[arg(long)]
+    root: String,
+    /// A prefix never deleted (repeatable) [default: permanent/ and final-results/].
+    #[arg(long)]
+    protect: Vec<String>,
+    /// Also drop the Glue tables of this database located under the root.
+    #[arg(long)]
+    database: Option<String>,
+    /// A table name prefix never dropped (repeatable) [default: permanent, final_results].
+    #[arg(long, requires = "database")]
+    protect_table: Vec<String>,
+    /// Delete; without it, a dry run that only says what it would delete.
+    #[arg(long)]
+    execute: bool,
+}
+
+#[derive(Debug, Args)]
+struct BenchParseArgs {
+    /// The raw table.
+    #[arg(long)]
+    input: String,
+    /// Threads [default: the CPUs of this machine].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// MB of JSON cells to hold in memory and parse.
+    #[arg(long, default_value_t = 1000)]
+    max_mb: u64,
+}
+
+// `fleetctl run <worker>`'s own options, beside the worker's settings.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Fan-out")]
+struct FanOutArgs {
+    /// Shards, one local process each.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    shards: u32,
+    /// Shards running at once [default: the shards, at most the CPUs].
+    #[arg(long, value_name = "P")]
+    parallel: Option<usize>,
+    /// Extra attempts for a shard that failed with a retryable exit code (1, 143).
+    #[arg(long, default_value_t = 2)]
+    retries: u32,
+    /// Each shard's output goes to <DIR>/shard-NNNNN.log [default: inherited].
+    #[arg(long, value_name = "DIR")]
+    log_dir: Option<PathBuf>,
+}
+
+/// The whole command line: the derived commands, every worker as a
+/// subcommand of its own, and `run <worker>`.
+fn command() -> clap::Command {
+    let mut run = clap::Command::new("run")
+        .about("Fan out N shards of a worker as local processes, P at a time, retrying failed shards with backoff, as the Step Functions state machine does with ECS tasks; then register the table in Glue when FLEET_GLUE_DATABASE or FLEET_GLUE_TABLE is set")
+        .subcommand_required(true);
+    for w in fleetctl::WORKERS {
+        let worker = (w.command)().bin_name(format!("fleetctl run {}", w.name));
+        let about = format!("Fan out {} shards as local processes: {}", w.name, w.about);
+        run = run.subcommand(FanOutArgs::augment_args(worker).about(about));
+    }
+    let mut cmd = Cli::command().subcommand(run);
+    for w in fleetctl::WORKERS {
+        cmd = cmd.subcommand((w.command)().about(format!("Run one {} shard in this process: {}", w.name, w.about)));
+    }
+    cmd
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some(cmd) = args.first().cloned() else {
-        out(HELP);
-        return ExitCode::from(2);
+    let args: Vec<OsString> = std::env::args_os().collect();
+    // `fleetctl <worker> ...` is the worker itself, with its own command line.
+    if let Some(w) = args.get(1).and_then(|a| a.to_str()).and_then(fleetctl::worker) {
+        return (w.main)(args[1..].to_vec());
+    }
+    let matches = match command().try_get_matches_from(&args) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(e.exit_code() as u8);
+        }
     };
-    let rest = args[1..].to_vec();
-    if cmd != "feature-parser"
-        && rest.iter().any(|a| a == "-h" || a == "--help")
-        && let Some(text) = command_help(&cmd)
-    {
-        out(&text);
-        return ExitCode::SUCCESS;
-    }
-    match cmd.as_str() {
-        "-h" | "--help" | "help" => {
-            out(HELP);
-            ExitCode::SUCCESS
-        }
-        "-V" | "--version" => {
-            out(&format!("fleetctl {}\n", env!("CARGO_PKG_VERSION")));
-            ExitCode::SUCCESS
-        }
-        "feature-parser" => feature_parser(rest),
-        "gen" => tool(|| gen_cmd(rest)),
-        "demo" => tool(|| demo_cmd(rest)),
-        "run" => tool(|| run_cmd(rest)),
-        "cleanup" => tool(|| cleanup_cmd(rest)),
-        "catalog" => tool(|| catalog_cmd(rest)),
-        "athena" => tool(|| athena_cmd(rest)),
-        "bench-parse" => tool(|| {
-            let m = options(&rest, &["input", "threads", "max-mb"], &[])?;
-            let input = m.get("input").cloned().ok_or_else(|| Usage("--input is required".into()))?;
-            let threads = num(&m, "threads", fleet_contract::available_cpus())?;
-            let max_mb: u64 = num(&m, "max-mb", 1000)?;
-            runtime()?.block_on(fleetctl::bench_parse(&input, threads, max_mb * 1_000_000))
-        }),
-        other => {
-            err(&format!("fleetctl: unknown command {other:?}\n\n{HELP}"));
-            ExitCode::from(2)
-        }
-    }
-}
-
-/// The part of the usage text about one command (every block of `HELP`
-/// that starts with `  fleetctl <cmd>`), or `None` for an unknown command.
-fn command_help(cmd: &str) -> Option<String> {
-    let head = format!("  fleetctl {cmd} ");
-    let mut text = String::from("Usage:\n");
-    let mut inside = false;
-    for line in HELP.lines() {
-        if line.starts_with("  fleetctl ") {
-            inside = line.starts_with(&head) || line == head.trim_end();
-        } else if !line.starts_with("  ") && !line.is_empty() {
-            inside = false;
-        }
-        if inside {
-            text.push_str(line);
-            text.push('\n');
-        }
-    }
-    if text == "Usage:\n" {
-        return None;
-    }
-    if text.contains("FLEET flags") {
-        text.push_str("\nFLEET flags are the FLEET_* variables of `fleetctl feature-parser --help`.\n");
-    }
-    Some(text.trim_end().to_string() + "\n")
-}
-
-fn feature_parser(args: Vec<String>) -> ExitCode {
-    fleet_worker::main_with_args(
-        "fleetctl feature-parser",
-        fleet_parser::ABOUT,
-        args,
-        |e| fleet_parser::exit_code(e.as_ref()),
-        |config| async move {
-            fleet_parser::FeatureParser::new(config).await?.run().await?;
-            Ok(())
-        },
-    )
-}
-
-/// Runs a tool command: text logs on a terminal, errors with their whole chain.
-fn tool<F: FnOnce() -> anyhow::Result<String>>(f: F) -> ExitCode {
     fleet_worker::init_tracing_stderr(LogFormat::Auto);
-    match f() {
+    let result = match matches.subcommand() {
+        Some(("run", m)) => run_cmd(m),
+        _ => Cli::from_arg_matches(&matches).map_err(anyhow::Error::from).and_then(|cli| dispatch(cli.command)),
+    };
+    match result {
         Ok(text) => {
             out(&text);
             ExitCode::SUCCESS
         }
         Err(e) => {
             err(&format!("fleetctl: {e:#}\n"));
-            let usage = e.downcast_ref::<Usage>().is_some() || e.chain().any(|c| c.is::<fleet_contract::ConfigError>());
-            let code = if usage { 2 } else { fleet_parser::exit_code(e.as_ref()) };
-            ExitCode::from(code as u8)
+            let usage = e.chain().any(|c| c.is::<Usage>() || c.is::<fleet_contract::ConfigError>());
+            ExitCode::from(if usage { 2 } else { 1 })
         }
     }
 }
 
+fn dispatch(command: Command) -> anyhow::Result<String> {
+    match command {
+        Command::Demo(a) => {
+            let d = fleetctl::Demo {
+                dir: a.dir,
+                rows: a.rows,
+                files: a.files,
+                shards: a.shards,
+                profile: profile(&a.profile)?,
+                exe: fleetctl::current_exe()?,
+            };
+            runtime()?.block_on(fleetctl::demo(&d))
+        }
+        Command::Gen(a) => gen_cmd(a),
+        Command::Catalog(c) => catalog_cmd(c),
+        Command::Athena(a) => athena_cmd(*a),
+        Command::Cleanup(a) => cleanup_cmd(a),
+        Command::BenchParse(a) => {
+            let threads = a.threads.unwrap_or_else(fleet_contract::available_cpus);
+            runtime()?.block_on(fleetctl::bench_parse(&a.input, threads, a.max_mb * 1_000_000))
+        }
+    }
+}
+
+/// A usage error found after parsing (exit 2).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 struct Usage(String);
 
-/// `--name value` / `--name=value` options of a tool command; bare flags get "true".
-fn options(args: &[String], known: &[&str], bare: &[&str]) -> anyhow::Result<HashMap<String, String>> {
-    let mut m = HashMap::new();
-    let mut i = 0;
-    while i < args.len() {
-        let a = &args[i];
-        let Some(flag) = a.strip_prefix("--") else { return Err(Usage(format!("unexpected argument {a:?}")).into()) };
-        let (name, inline) = flag.split_once('=').map_or((flag, None), |(n, v)| (n, Some(v.to_string())));
-        if bare.contains(&name) {
-            m.insert(name.to_string(), "true".into());
-            i += 1;
-            continue;
-        }
-        if !known.contains(&name) {
-            return Err(Usage(format!("unknown option --{name}; expected one of --{}", known.join(", --"))).into());
-        }
-        let v = match inline {
-            Some(v) => v,
-            None => args.get(i + 1).cloned().ok_or_else(|| Usage(format!("--{name} needs a value")))?,
-        };
-        i += if a.contains('=') { 1 } else { 2 };
-        m.insert(name.to_string(), v);
-    }
-    Ok(m)
-}
-
-fn num<T: std::str::FromStr>(m: &HashMap<String, String>, k: &str, default: T) -> anyhow::Result<T> {
-    match m.get(k) {
-        None => Ok(default),
-        Some(v) => v.parse().map_err(|_| Usage(format!("--{k}={v:?} is not a valid number")).into()),
-    }
+fn profile(p: &str) -> anyhow::Result<fleet_synth::Profile> {
+    p.parse().map_err(|e| Usage(format!("--profile: {e}")).into())
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
 }
 
-fn gen_cmd(args: Vec<String>) -> anyhow::Result<String> {
-    let m = options(&args, &["out", "rows", "files", "profile", "seed", "format", "malformed-share"], &["no-targets"])?;
-    let out_dir = m.get("out").cloned().unwrap_or_else(|| "./fleet-data".into());
-    let profile: fleet_synth::Profile =
-        m.get("profile").map_or("typical", String::as_str).parse().map_err(|e| Usage(format!("--profile: {e}")))?;
-    let format = match m.get("format").map_or("parquet", String::as_str) {
-        "parquet" => fleet_synth::Format::Parquet,
+fn gen_cmd(a: GenArgs) -> anyhow::Result<String> {
+    let format = match a.format.as_str() {
         "ndjson" => fleet_synth::Format::Ndjson,
-        f => return Err(Usage(format!("--format={f:?}; expected parquet or ndjson")).into()),
+        _ => fleet_synth::Format::Parquet,
     };
-    let g = fleet_synth::Generator::new(profile)
-        .with_rows(num(&m, "rows", 10_000u64)?)
-        .with_files(num(&m, "files", 1u64)?)
-        .with_seed(num(&m, "seed", 42u64)?)
-        .with_malformed_share(num(&m, "malformed-share", 0.003f64)?)
+    let g = fleet_synth::Generator::new(profile(&a.profile)?)
+        .with_rows(a.rows)
+        .with_files(a.files)
+        .with_seed(a.seed)
+        .with_malformed_share(a.malformed_share)
         .with_format(format);
-    let base = if out_dir.contains("://") {
-        out_dir.trim_end_matches('/').to_string()
+    let base = if a.out.contains("://") {
+        a.out.trim_end_matches('/').to_string()
     } else {
-        fleetctl::dir_uri(&PathBuf::from(&out_dir)).trim_end_matches('/').to_string()
+        fleetctl::dir_uri(&PathBuf::from(&a.out)).trim_end_matches('/').to_string()
     };
     runtime()?.block_on(async {
         let raw = fleet_store::Location::parse(&format!("{base}/raw/"))?;
         let targets = fleet_store::Location::parse(&format!("{base}/targets/"))?;
-        let t = if m.contains_key("no-targets") { None } else { Some(&targets) };
+        let t = if a.no_targets { None } else { Some(&targets) };
         let (r, tg) = g.write(&raw, t).await?;
         Ok(format!(
             "raw:     {} rows, {} files, {:.1} MB at {}/\ntargets: {} rows, {} files at {}/\n",
@@ -252,53 +415,41 @@ fn gen_cmd(args: Vec<String>) -> anyhow::Result<String> {
     })
 }
 
-fn demo_cmd(args: Vec<String>) -> anyhow::Result<String> {
-    let m = options(&args, &["rows", "shards", "files", "profile", "dir"], &[])?;
-    let d = fleetctl::Demo {
-        dir: PathBuf::from(m.get("dir").map_or("./fleet-demo", String::as_str)),
-        rows: num(&m, "rows", 1_000_000u64)?,
-        files: num(&m, "files", 8u64)?,
-        shards: num(&m, "shards", 4u32)?,
-        profile: m
-            .get("profile")
-            .map_or("typical", String::as_str)
-            .parse()
-            .map_err(|e| Usage(format!("--profile: {e}")))?,
-        exe: fleetctl::current_exe()?,
-    };
-    runtime()?.block_on(fleetctl::demo(&d))
-}
-
-fn catalog_cmd(args: Vec<String>) -> anyhow::Result<String> {
-    let Some((verb, rest)) = args.split_first() else {
-        bail!(Usage("usage: fleetctl catalog discover|create|update|sync|list|show|drop ...".into()))
-    };
-    if verb != "discover" {
+fn catalog_cmd(c: CatalogCommand) -> anyhow::Result<String> {
+    match c {
+        CatalogCommand::Discover { location, names } => {
+            let target = names.target(&location)?;
+            let found = runtime()?.block_on(fleet_catalog::discover(&location))?;
+            let ti = found.table_input(&target.database, &target.table, &location);
+            tracing::info!(files = found.files, columns = found.schema.fields().len(), partition_keys = ?found.partition_keys, "Discovered the table from Parquet footers.");
+            Ok(serde_json::to_string_pretty(&ti)? + "\n")
+        }
         #[cfg(feature = "aws")]
-        return aws_cmds::catalog(verb, rest);
+        other => aws_cmds::catalog(other),
         #[cfg(not(feature = "aws"))]
-        bail!(without_aws(&format!("catalog {verb}")));
+        other => bail!(without_aws(&format!("catalog {}", other.verb()))),
     }
-    let m = options(rest, &["location", "database", "table"], &[])?;
-    let location = m.get("location").cloned().ok_or_else(|| Usage("--location is required".into()))?;
-    let fleet_contract::GlueTarget { database, table, .. } = glue_target(&m, &location)?;
-    let found = runtime()?.block_on(fleet_parser::catalog::discover(&location))?;
-    let ti = found.table_input(&database, &table, &location);
-    tracing::info!(files = found.files, columns = found.schema.fields().len(), partition_keys = ?found.partition_keys, "Discovered the table from Parquet footers.");
-    Ok(serde_json::to_string_pretty(&ti)? + "\n")
 }
 
-/// The Glue database and table of `location`: `--database` / `--table`,
-/// else the FLEET_GLUE_* variables, validated in the contract.
-fn glue_target(m: &HashMap<String, String>, location: &str) -> anyhow::Result<fleet_contract::GlueTarget> {
-    let mut vars = RawVars::from_pairs(std::env::vars());
-    for (flag, var) in [("database", fleet_contract::vars::GLUE_DATABASE), ("table", fleet_contract::vars::GLUE_TABLE)]
-    {
-        if let Some(v) = m.get(flag) {
-            vars.0.insert(var.into(), v.clone());
+impl CatalogCommand {
+    #[cfg_attr(feature = "aws", allow(dead_code, reason = "for the message of a build without AWS"))]
+    fn verb(&self) -> &'static str {
+        match self {
+            CatalogCommand::Discover { .. } => "discover",
+            CatalogCommand::Create(_) => "create",
+            CatalogCommand::Sync(_) => "sync",
+            CatalogCommand::List { .. } => "list",
+            CatalogCommand::Show(_) => "show",
+            CatalogCommand::Drop(_) => "drop",
         }
     }
-    Ok(fleet_contract::GlueTarget::from_vars(&vars, location)?)
+}
+
+impl GlueNames {
+    /// Validated, the table defaulting to the last segment of `location`.
+    fn target(&self, location: &str) -> anyhow::Result<fleet_contract::GlueTarget> {
+        Ok(fleet_contract::glue_target(self.database.as_deref(), self.table.as_deref(), location)?)
+    }
 }
 
 #[cfg(not(feature = "aws"))]
@@ -309,60 +460,38 @@ fn without_aws(what: &str) -> Usage {
     ))
 }
 
-fn athena_cmd(args: Vec<String>) -> anyhow::Result<String> {
+fn athena_cmd(a: AthenaCommand) -> anyhow::Result<String> {
     #[cfg(feature = "aws")]
-    return aws_cmds::athena(&args);
+    return aws_cmds::athena(a);
     #[cfg(not(feature = "aws"))]
     {
-        let _ = args;
+        let _ = a;
         bail!(without_aws("athena"))
     }
 }
 
-/// Takes every `--name value` / `--name=value` of a repeatable option out of `args`.
-fn repeated(args: &mut Vec<String>, name: &str) -> anyhow::Result<Vec<String>> {
-    let flag = format!("--{name}");
-    let mut found = Vec::new();
-    let mut rest = Vec::new();
-    let mut i = 0;
-    while i < args.len() {
-        match args[i].split_once('=') {
-            Some((f, v)) if f == flag => found.push(v.to_string()),
-            _ if args[i] == flag => {
-                found.push(args.get(i + 1).cloned().ok_or_else(|| Usage(format!("{flag} needs a value")))?);
-                i += 1;
-            }
-            _ => rest.push(args[i].clone()),
-        }
-        i += 1;
-    }
-    *args = rest;
-    Ok(found)
-}
-
-fn cleanup_cmd(mut args: Vec<String>) -> anyhow::Result<String> {
-    let mut protect = repeated(&mut args, "protect")?;
-    let mut protect_tables = repeated(&mut args, "protect-table")?;
-    let m = options(&args, &["root", "database"], &["execute"])?;
-    let root = m.get("root").cloned().ok_or_else(|| Usage("--root is required".into()))?;
-    if protect.is_empty() {
-        protect = fleetctl::DEFAULT_PROTECTED.iter().map(|s| s.to_string()).collect();
-    }
-    if protect_tables.is_empty() {
-        protect_tables = fleetctl::DEFAULT_PROTECTED_TABLES.iter().map(|s| s.to_string()).collect();
-    }
-    let execute = m.contains_key("execute");
+fn cleanup_cmd(a: CleanupArgs) -> anyhow::Result<String> {
+    let protect: Vec<String> = if a.protect.is_empty() {
+        fleetctl::DEFAULT_PROTECTED.iter().map(|s| s.to_string()).collect()
+    } else {
+        a.protect
+    };
+    let protect_tables: Vec<String> = if a.protect_table.is_empty() {
+        fleetctl::DEFAULT_PROTECTED_TABLES.iter().map(|s| s.to_string()).collect()
+    } else {
+        a.protect_table
+    };
     // tables first: a table is dropped before the data under it
-    let tables = match m.get("database") {
+    let tables = match &a.database {
         None => String::new(),
         #[cfg(feature = "aws")]
-        Some(db) => aws_cmds::cleanup_tables(&root, db, &protect, &protect_tables, execute)?,
+        Some(db) => aws_cmds::cleanup_tables(&a.root, db, &protect, &protect_tables, a.execute)?,
         #[cfg(not(feature = "aws"))]
         Some(_) => bail!(without_aws("cleanup --database")),
     };
     #[cfg(not(feature = "aws"))]
     drop(protect_tables);
-    let items = runtime()?.block_on(fleetctl::cleanup(&root, &protect, execute))?;
+    let items = runtime()?.block_on(fleetctl::cleanup(&a.root, &protect, a.execute))?;
     let mut s = tables;
     for it in &items {
         let what = if it.protected {
@@ -374,63 +503,45 @@ fn cleanup_cmd(mut args: Vec<String>) -> anyhow::Result<String> {
         };
         s.push_str(&format!("{what:>17}  {:>8} objects  {:>12} bytes  {}\n", it.objects, it.bytes, it.prefix));
     }
-    if !execute {
+    if !a.execute {
         s.push_str("dry run: nothing was deleted; add --execute to delete\n");
     }
     Ok(s)
 }
 
-fn run_cmd(args: Vec<String>) -> anyhow::Result<String> {
-    let Some((task, rest)) = args.split_first() else {
-        bail!(Usage("usage: fleetctl run feature-parser --shards N ...".into()))
-    };
-    if task != "feature-parser" {
-        bail!(Usage(format!("unknown task {task:?}; expected feature-parser")));
-    }
-    // Our own options first, the rest are FLEET flags for the shards.
-    let mut own = Vec::new();
-    let mut fleet = Vec::new();
-    let mut i = 0;
-    while i < rest.len() {
-        let name = rest[i].trim_start_matches("--").split('=').next().unwrap_or_default();
-        let target = if ["shards", "parallel", "retries", "log-dir"].contains(&name) { &mut own } else { &mut fleet };
-        target.push(rest[i].clone());
-        if !rest[i].contains('=') && i + 1 < rest.len() {
-            target.push(rest[i + 1].clone());
-            i += 1;
-        }
-        i += 1;
-    }
-    let m = options(&own, &["shards", "parallel", "retries", "log-dir"], &[])?;
-    let mut vars = RawVars::from_pairs(std::env::vars());
-    if let Invocation::Run(extra) = vars.apply_args(&fleet)?
-        && let Some(x) = extra.first()
-    {
-        bail!(Usage(format!("unexpected argument {x:?}")));
-    }
-    let shards: u32 = num(&m, "shards", 1u32)?;
-    vars.0.insert(fleet_contract::vars::SHARD_COUNT.into(), shards.to_string());
-    vars.0.insert(fleet_contract::vars::SHARD_INDEX.into(), "0".into());
-    let cfg = Config::validate(&vars)?;
+/// `fleetctl run <worker> --shards N ...`: the worker's settings are
+/// validated here (exit 2 before any shard runs), then each shard gets
+/// those given on the command line as variables, its index and count, and
+/// the run id.
+fn run_cmd(m: &ArgMatches) -> anyhow::Result<String> {
+    let (name, wm) = m.subcommand().expect("a worker is required");
+    let w = fleetctl::worker(name).expect("only registered workers are subcommands");
+    let fan_args = FanOutArgs::from_arg_matches(wm)?;
+    let checked = (w.check)(wm)?;
+    let table = checked.table.clone();
     #[cfg(not(feature = "aws"))]
-    if cfg.glue.register {
+    if table.as_ref().is_some_and(|t| t.glue.register) {
         bail!(without_aws("run with FLEET_GLUE_DATABASE or FLEET_GLUE_TABLE set"));
     }
+    let mut vars = fleetctl::given_vars((w.command)(), wm);
+    let shards = fan_args.shards;
     // every shard gets the same run id
-    vars.0.insert(fleet_contract::vars::RUN_ID.into(), cfg.run_id.clone());
-    let parallel = num(&m, "parallel", (shards as usize).min(fleet_contract::available_cpus()))?;
+    vars.insert(vars::RUN_ID.name.into(), checked.common.run_id.clone());
+    let parallel = fan_args.parallel.unwrap_or((shards as usize).min(fleet_contract::available_cpus()));
     let fan = fleetctl::FanOut {
-        command: vec![fleetctl::current_exe()?.display().to_string(), "feature-parser".into()],
+        command: vec![fleetctl::current_exe()?.display().to_string(), name.to_string()],
         vars,
         shards,
         parallel,
-        retries: num(&m, "retries", 2u32)?,
-        log_dir: m.get("log-dir").map(PathBuf::from),
+        retries: fan_args.retries,
+        log_dir: fan_args.log_dir,
     };
+    let output = checked.common.output.clone();
+    let run_id = checked.common.run_id.clone();
     runtime()?.block_on(async {
         let outcomes = fleetctl::fan_out(&fan).await?;
         let failed = outcomes.iter().any(|o| o.exit_code != 0);
-        let summaries = match fleetctl::read_summaries(&cfg.output, &cfg.run_id, shards).await {
+        let summaries = match fleetctl::read_summaries(&output, &run_id, shards).await {
             Ok(s) => s,
             // a shard failed, perhaps because the store did: report the shards anyway
             Err(e) if failed => {
@@ -449,12 +560,14 @@ fn run_cmd(args: Vec<String>) -> anyhow::Result<String> {
             );
         }
         #[cfg(feature = "aws")]
-        if cfg.glue.register {
-            let synced = aws_cmds::sync(&cfg.output, &cfg.glue, false)
+        if let Some(t) = table.filter(|t| t.glue.register) {
+            let synced = aws_cmds::sync(&output, &t.glue, false)
                 .await
                 .with_context(|| format!("{text}every shard succeeded, but registering the run in Glue failed"))?;
             return Ok(format!("{text}{synced}"));
         }
+        #[cfg(not(feature = "aws"))]
+        drop(table);
         Ok(text)
     })
 }

@@ -85,7 +85,7 @@ fn unknown_commands_and_options_are_usage_errors() {
     assert_eq!(fleetctl(&["frobnicate"]).0, 2);
     let (code, _, err) = fleetctl(&["gen", "--rowz", "5"]);
     assert_eq!(code, 2);
-    assert!(err.contains("unknown option --rowz"), "{err}");
+    assert!(err.contains("unexpected argument '--rowz'"), "{err}");
     let (code, out, _) = fleetctl(&["--help"]);
     assert_eq!(code, 0);
     assert!(out.contains("fleetctl demo"));
@@ -95,19 +95,33 @@ fn unknown_commands_and_options_are_usage_errors() {
 fn a_command_with_help_prints_its_own_usage() {
     let (code, out, err) = fleetctl(&["gen", "--help"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("fleetctl gen [--out ./fleet-data]"), "{out}");
+    assert!(out.contains("Usage: fleetctl gen [OPTIONS]"), "{out}");
     assert!(out.contains("--malformed-share"), "{out}");
     assert!(!out.contains("fleetctl demo"), "{out}");
     // every catalog verb, and nothing of the next command
+    let (code, out, _) = fleetctl(&["catalog", "--help"]);
+    assert_eq!(code, 0);
+    for verb in ["discover", "create", "update", "sync", "list", "show", "drop"] {
+        assert!(out.lines().any(|l| l.contains(verb)), "{verb}: {out}");
+    }
+    assert!(!out.contains("athena"), "{out}");
+    // a sub-subcommand has its own options, its variables named
     let (code, out, _) = fleetctl(&["catalog", "sync", "-h"]);
     assert_eq!(code, 0);
-    for verb in ["catalog discover", "catalog create|update", "catalog sync", "catalog list", "catalog drop"] {
-        assert!(out.contains(verb), "{verb}: {out}");
-    }
-    assert!(!out.contains("fleetctl athena"), "{out}");
-    let (code, out, _) = fleetctl(&["run", "--help"]);
+    assert!(out.contains("Usage: fleetctl catalog sync") && out.contains("--projection"), "{out}");
+    assert!(out.contains("FLEET_GLUE_DATABASE") && !out.contains("athena"), "{out}");
+    let (code, out, _) = fleetctl(&["athena", "--help"]);
     assert_eq!(code, 0);
-    assert!(out.contains("--shards N") && out.contains("FLEET_* variables"), "{out}");
+    assert!(out.contains("ctas") && out.contains("--output-location"), "{out}");
+    // a worker's fan-out: its settings and the fan-out's own options
+    let (code, out, _) = fleetctl(&["run", "feature-parser", "--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("--shards <N>") && out.contains("FLEET_INPUT"), "{out}");
+    // a worker run in process shows its own settings and exit codes
+    let (code, out, _) = fleetctl(&["feature-parser", "--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("Usage: fleetctl feature-parser") && out.contains("FLEET_MAX_REJECT_RATIO"), "{out}");
+    assert!(out.contains("Exit codes:") && !out.contains("--shards"), "{out}");
 }
 
 #[test]

@@ -85,19 +85,15 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// Whether retrying the same call may succeed (timeouts, 5xx, throttling).
+    /// Whether retrying the same call may succeed (timeouts, 5xx,
+    /// throttling, a lost connection), also under a Parquet read or write
+    /// that failed on I/O.
     pub fn is_retryable(&self) -> bool {
         match self {
-            StoreError::ObjectStore { source, .. } => !matches!(
-                source,
-                object_store::Error::NotFound { .. }
-                    | object_store::Error::AlreadyExists { .. }
-                    | object_store::Error::Precondition { .. }
-                    | object_store::Error::PermissionDenied { .. }
-                    | object_store::Error::Unauthenticated { .. }
-                    | object_store::Error::InvalidPath { .. }
-                    | object_store::Error::NotSupported { .. }
-            ),
+            StoreError::ObjectStore { source, .. } => retryable(source),
+            StoreError::Parquet { source: parquet::errors::ParquetError::External(e), .. } => {
+                e.downcast_ref::<object_store::Error>().is_some_and(retryable)
+            }
             StoreError::Unreachable { .. } => true,
             _ => false,
         }
@@ -105,6 +101,19 @@ impl StoreError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, StoreError::ObjectStore { source: object_store::Error::NotFound { .. }, .. })
     }
+}
+
+fn retryable(e: &object_store::Error) -> bool {
+    !matches!(
+        e,
+        object_store::Error::NotFound { .. }
+            | object_store::Error::AlreadyExists { .. }
+            | object_store::Error::Precondition { .. }
+            | object_store::Error::PermissionDenied { .. }
+            | object_store::Error::Unauthenticated { .. }
+            | object_store::Error::InvalidPath { .. }
+            | object_store::Error::NotSupported { .. }
+    )
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -448,6 +448,12 @@ impl ParquetSink {
         &self.uri
     }
 
+    /// About the size of the file so far: the bytes encoded, and the row
+    /// group in progress (uncompressed).
+    pub fn bytes_written(&self) -> u64 {
+        (self.writer.bytes_written() + self.writer.in_progress_size()) as u64
+    }
+
     pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         let pq = |e| StoreError::Parquet { op: "write", uri: self.uri.clone(), source: e };
         self.writer.write(batch).await.map_err(pq)?;

@@ -11,8 +11,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Float32Type, Int8Type, Int16Type, Int32Type};
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::DataType;
-use fleet_contract::Config;
-use fleet_parser::FeatureParser;
+use fleet_features::{Config, FeatureParser};
 use fleet_store::Location;
 use fleet_synth::{Format, Generator, Profile};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -154,7 +153,7 @@ async fn odd_and_malformed_rows_agree_with_the_reference() {
     // FLEET_FUZZ_SEED and FLEET_FUZZ_ROWS explore further by hand; CI uses seed 7, 2,000 rows.
     let seed = std::env::var("FLEET_FUZZ_SEED").unwrap_or_else(|_| "7".into());
     let n = std::env::var("FLEET_FUZZ_ROWS").unwrap_or_else(|_| "2000".into());
-    let rows = python(&[repo().join("crates/parser/tests/data/fuzz_rows.py").to_str().unwrap(), &seed, &n], None);
+    let rows = python(&[repo().join("crates/features/tests/data/fuzz_rows.py").to_str().unwrap(), &seed, &n], None);
     std::fs::write(&ndjson, rows).unwrap();
     assert_eq!(compare(&ndjson, tmp.path()).await, n.parse::<usize>().unwrap());
 }

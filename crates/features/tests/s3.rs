@@ -1,14 +1,14 @@
 //! feature-parser against a real S3-compatible server over HTTP on loopback
 //! (s3s-fs, started by `scripts/test`; see `fleet-test-support`).
 
-use fleet_contract::Config;
-use fleet_parser::{CommitMarker, FeatureParser};
+use fleet_catalog::CommitMarker;
+use fleet_features::{Config, FeatureMetrics, FeatureParser};
 use fleet_store::Location;
 use fleet_synth::{Generator, Profile};
 
 use fleet_test_support::s3_bucket as bucket;
 
-async fn run(input: &str, output: &str) -> fleet_parser::RunSummary {
+async fn run(input: &str, output: &str) -> fleet_worker::RunSummary<FeatureMetrics> {
     let cfg = Config::from_vars([
         ("FLEET_INPUT", input),
         ("FLEET_OUTPUT", output),
@@ -67,7 +67,7 @@ async fn a_missing_bucket_is_a_clear_error() {
     .unwrap();
     let err = FeatureParser::new(cfg).await.unwrap().run().await.unwrap_err();
     assert!(
-        matches!(&err, fleet_parser::ParserError::Store(fleet_store::StoreError::NoSuchBucket { uri, .. }) if uri == "s3://fleet-no-such-bucket/raw"),
+        matches!(&err, fleet_worker::JobError::Store(fleet_store::StoreError::NoSuchBucket { uri, .. }) if uri == "s3://fleet-no-such-bucket/raw"),
         "{err:?}"
     );
     assert_eq!(
@@ -77,5 +77,6 @@ async fn a_missing_bucket_is_a_clear_error() {
             std::env::var("AWS_ENDPOINT_URL").unwrap()
         )
     );
-    assert_eq!(err.exit_code(), 1);
+    // a missing bucket is configuration (2): retrying cannot help
+    assert_eq!(err.exit_code(), 2);
 }

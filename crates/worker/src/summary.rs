@@ -1,42 +1,23 @@
-//! The run summary and the commit marker.
+//! The run summary every worker writes and logs, and what goes into it.
 
 use std::collections::BTreeMap;
 
+use fleet_catalog::CommittedFile;
 use serde::{Deserialize, Serialize};
 
-/// One file a shard wrote, as listed in its commit marker.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CommittedFile {
-    /// Key relative to the table location.
-    pub key: String,
-    pub source: String,
-    pub rows: u64,
-    pub bytes: u64,
-    pub crc32c: String,
-}
-
-/// `<partition>/_commits/<shard>.json`, written last.
+/// What a run did, written to `_runs/<run id>/<shard>.json` and logged as
+/// the last line (`Run summary.`). The common fields first, then the
+/// worker's own metrics (`M`, flattened into the same object).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CommitMarker {
-    pub run_id: String,
-    pub shard_index: u32,
-    pub shard_count: u32,
-    pub partition: String,
-    pub rows: u64,
-    pub files: Vec<CommittedFile>,
-    pub rejects_key: String,
-    pub rejected_cells: u64,
-}
-
-/// What a run did, written to `_runs/<run id>/<shard>.json` and printed as the last log line.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunSummary {
+pub struct RunSummary<M = serde_json::Map<String, serde_json::Value>> {
+    pub worker: String,
     pub status: String,
     pub run_id: String,
     pub shard_index: u32,
     pub shard_count: u32,
     pub input: String,
     pub output: String,
+    /// The partitions written, comma-separated.
     pub partition: String,
     pub objects: u64,
     pub rows_in: u64,
@@ -47,13 +28,18 @@ pub struct RunSummary {
     pub rejected_cells: u64,
     pub rejected_cells_by_column: BTreeMap<String, u64>,
     pub reject_ratio: f64,
-    pub max_reject_ratio: f64,
+    /// The threshold, for workers that reject rows.
+    pub max_reject_ratio: Option<f64>,
+    /// Bytes of the input objects.
     pub bytes_read: u64,
-    pub json_bytes: u64,
+    /// Bytes of the data the worker transforms (feature-parser: the JSON
+    /// cells), the basis of `mb_per_second`.
+    pub bytes_processed: u64,
     pub bytes_written: u64,
     pub wall_seconds: f64,
     pub rows_per_second: f64,
-    pub json_mb_per_second: f64,
+    /// MB (10^6 bytes) processed per second of wall time.
+    pub mb_per_second: f64,
     pub peak_rss_bytes: u64,
     pub threads: usize,
     pub fargate_vcpu: f64,
@@ -61,6 +47,8 @@ pub struct RunSummary {
     /// vCPU-hours at $0.04048 and GB-hours at $0.004445 (us-east-1, Linux/x86).
     pub fargate_cost_usd: f64,
     pub files: Vec<CommittedFile>,
+    #[serde(flatten)]
+    pub metrics: M,
 }
 
 /// Fargate Linux/x86 on-demand price (us-east-1) for a task of this size and duration.

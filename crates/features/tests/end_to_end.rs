@@ -8,10 +8,11 @@ use std::sync::Arc;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float32Type, Int8Type, Int16Type, Int32Type};
 use arrow_array::{Array, ArrayRef, Int32Array, RecordBatch, StringArray};
-use fleet_contract::Config;
-use fleet_parser::{CommitMarker, FeatureParser, ParserError, RunSummary};
+use fleet_catalog::CommitMarker;
+use fleet_features::{Config, FeatureMetrics, FeatureParser};
 use fleet_store::{Location, ParquetSink, WriteOptions};
 use fleet_synth::{Format, Generator, Profile};
+use fleet_worker::{JobError, RunSummary};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 fn config(input: &str, output: &str, extra: &[(&str, &str)]) -> Config {
@@ -20,7 +21,7 @@ fn config(input: &str, output: &str, extra: &[(&str, &str)]) -> Config {
     Config::from_vars(v).unwrap()
 }
 
-async fn run(cfg: Config) -> Result<RunSummary, ParserError> {
+async fn run(cfg: Config) -> Result<RunSummary<FeatureMetrics>, JobError> {
     FeatureParser::new(cfg).await?.run().await
 }
 
@@ -190,7 +191,7 @@ async fn values_of_a_hand_written_table() {
     let data = out.get_bytes(&marker.files[0].key).await.unwrap();
     assert_eq!(marker.files[0].bytes, data.len() as u64);
     assert_eq!(marker.files[0].crc32c, format!("{:08x}", crc32c(&data)));
-    let summary: RunSummary =
+    let summary: RunSummary<FeatureMetrics> =
         serde_json::from_slice(&out.get_bytes("_runs/r1/shard-00000-of-00001.json").await.unwrap()).unwrap();
     assert_eq!(
         (&summary.status, summary.rows_in, summary.rows_rejected, &summary.files),
@@ -307,7 +308,7 @@ async fn the_reject_threshold_fails_after_writing_and_does_not_commit() {
     let output = format!("{}/features/", tmp.path().display());
     let err = run(config(&(raw.uri() + "/"), &output, &[("FLEET_RUN_ID", "t")])).await.unwrap_err();
     assert_eq!(err.exit_code(), 3);
-    let ParserError::RejectThreshold { rows_rejected, rows, .. } = err else { panic!("{err}") };
+    let JobError::RejectThreshold { rows_rejected, rows, .. } = err else { panic!("{err}") };
     assert_eq!(rows, 2000);
     assert!((50..=150).contains(&rows_rejected), "{rows_rejected}");
     let part = tmp.path().join("features/dt=2025-07-01");
@@ -316,7 +317,7 @@ async fn the_reject_threshold_fails_after_writing_and_does_not_commit() {
     let rejects: usize =
         read_dir_batches(&tmp.path().join("features/_rejects/dt=2025-07-01")).iter().map(|(_, b)| b.num_rows()).sum();
     assert_eq!(rejects as u64, rows_rejected);
-    let summary: RunSummary = serde_json::from_str(
+    let summary: RunSummary<FeatureMetrics> = serde_json::from_str(
         &std::fs::read_to_string(tmp.path().join("features/_runs/t/shard-00000-of-00001.json")).unwrap(),
     )
     .unwrap();
@@ -339,7 +340,8 @@ async fn a_corrupt_later_input_fails_the_run_after_the_earlier_ones_and_commits_
     let err = run(config(&(raw.uri() + "/"), &output, &[])).await.unwrap_err();
     let text = anyhow_chain(&err);
     assert!(text.contains("zz-broken.parquet"), "{text}");
-    assert_eq!(err.exit_code(), 1, "{text}");
+    // a corrupt object is bad input (4): retrying cannot help
+    assert_eq!(err.exit_code(), 4, "{text}");
     let part = tmp.path().join("features/dt=2025-07-01");
     assert_eq!(features_by_pid(&part).len(), 3000, "the good inputs were written");
     assert!(!part.join("_commits/shard-00000-of-00001.json").exists(), "no commit marker");

@@ -1,12 +1,17 @@
 //! Where everything goes under the table location. Pure functions, so that
-//! a retried shard writes exactly the keys its failed attempt wrote.
+//! a retried shard writes exactly the keys its failed attempt wrote. The
+//! commit marker's key is the catalog's ([`fleet_catalog::commit_key`]),
+//! since the finalize step reads the markers back.
 
 use fleet_contract::{Partition, Shard};
 
-/// `<partition>/<input stem>-<crc32c of the input URI>.parquet`.
-/// Derived from the input only, so a retry overwrites; the hash keeps two
-/// inputs with the same file name apart; a stem starting with `_` or `.`
-/// (which Athena and Hive would skip) gets a `part-` prefix.
+pub use fleet_catalog::commit_key;
+
+/// `<partition>/<input stem>-<crc32c of the input URI>.parquet`, the data
+/// file of one input object. Derived from the input only, so a retry
+/// overwrites; the hash keeps two inputs with the same file name apart; a
+/// stem starting with `_` or `.` (which Athena and Hive would skip) gets a
+/// `part-` prefix.
 pub fn data_key(partition: &Partition, input_uri: &str) -> String {
     let name = input_uri.rsplit('/').next().unwrap_or_default();
     let mut stem = name;
@@ -24,9 +29,11 @@ pub fn data_key(partition: &Partition, input_uri: &str) -> String {
     format!("{}/{prefix}{clean}-{hash:08x}.parquet", partition.path())
 }
 
-/// `<partition>/_commits/shard-00007-of-00050.json`: written last; the shard is done when it exists.
-pub fn commit_key(partition: &Partition, shard: Shard) -> String {
-    format!("{}/_commits/{}.json", partition.path(), shard.name())
+/// `<partition>/part-00007-00002.parquet`: the third file shard 7 wrote in
+/// this partition, when files are cut by size. The same input gives the
+/// same sequence of files, so a retry overwrites them.
+pub fn numbered_key(partition: &Partition, shard: Shard, seq: u32) -> String {
+    format!("{}/part-{:05}-{seq:05}.parquet", partition.path(), shard.index)
 }
 
 /// `_rejects/<partition>/shard-00007-of-00050.parquet`.
@@ -68,5 +75,7 @@ mod tests {
         assert_eq!(commit_key(&p(), s), "dt=2025-07-01/_commits/shard-00007-of-00050.json");
         assert_eq!(rejects_key(&p(), s), "_rejects/dt=2025-07-01/shard-00007-of-00050.parquet");
         assert_eq!(summary_key("r1", s), "_runs/r1/shard-00007-of-00050.json");
+        assert_eq!(table_input_key("r1"), "_runs/r1/table_input.json");
+        assert_eq!(numbered_key(&p(), s, 2), "dt=2025-07-01/part-00007-00002.parquet");
     }
 }

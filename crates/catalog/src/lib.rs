@@ -1,11 +1,59 @@
-//! The table definition as a Glue `TableInput`, ready for
-//! `aws glue create-table --cli-input-json file://table_input.json`.
+//! The catalog of a table the fleet writes: its Glue `TableInput` (what
+//! `aws glue create-table --cli-input-json` takes), its schema discovered from
+//! Parquet footers, and the commit markers that say which partitions are
+//! complete. Workers write markers ([`CommitMarker`] at [`commit_key`]);
+//! the finalize step (`fleetctl catalog sync`, `fleet-aws`) reads them back
+//! with [`committed_partitions`]. Nothing here calls AWS.
+//!
+//! ```
+//! use arrow_schema::{DataType, Field, Schema};
+//! use fleet_contract::{Partition, Shard};
+//! let schema = Schema::new(vec![Field::new("pid", DataType::Utf8, false)]);
+//! let p = Partition::parse("dt=2025-07-01").unwrap();
+//! let ti = fleet_catalog::table_input("lake", "features", "s3://b/features", &schema, p.keys(), "ZSTD");
+//! assert_eq!(ti["TableInput"]["StorageDescriptor"]["Location"], "s3://b/features/");
+//! assert_eq!(fleet_catalog::commit_key(&p, Shard { index: 7, count: 50 }), "dt=2025-07-01/_commits/shard-00007-of-00050.json");
+//! ```
 
 use arrow_schema::{DataType, Schema};
-use fleet_contract::Partition;
-
-use crate::CommitMarker;
+use fleet_contract::{Partition, Shard};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+
+/// One file a shard wrote, as listed in its commit marker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommittedFile {
+    /// Key relative to the table location.
+    pub key: String,
+    /// The input it was made from (an object's URI, or the shard's input).
+    pub source: String,
+    pub rows: u64,
+    pub bytes: u64,
+    pub crc32c: String,
+}
+
+/// `<partition>/_commits/<shard>.json`, written last: the shard's files in
+/// this partition are complete when it exists.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommitMarker {
+    pub run_id: String,
+    pub shard_index: u32,
+    pub shard_count: u32,
+    pub partition: String,
+    pub rows: u64,
+    pub files: Vec<CommittedFile>,
+    /// The shard's rejects file, for workers that reject rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejects_key: Option<String>,
+    #[serde(default)]
+    pub rejected_cells: u64,
+}
+
+/// `<partition>/_commits/shard-00007-of-00050.json`: the key of a shard's
+/// commit marker, relative to the table location.
+pub fn commit_key(partition: &Partition, shard: Shard) -> String {
+    format!("{}/_commits/{}.json", partition.path(), shard.name())
+}
 
 /// The Hive/Athena type of an Arrow type, or `None` when Glue has no match.
 pub fn hive_type(t: &DataType) -> Option<&'static str> {
@@ -163,9 +211,8 @@ pub async fn discover(uri: &str) -> Result<Discovered, CatalogError> {
             obj.path.as_ref().strip_prefix(base.path().as_ref()).unwrap_or(obj.path.as_ref()).trim_start_matches('/');
         let found: Vec<String> =
             rel.split('/').filter_map(|seg| seg.split_once('=').map(|(k, _)| k.to_string())).collect();
-        let folders: Vec<&str> = rel.split('/').filter(|seg| seg.contains('=')).collect();
-        if let Some(p) = Partition::parse(&folders.join("/")) {
-            partitions.insert(p.path());
+        if let Some(p) = Partition::of_path(rel) {
+            partitions.insert(p);
         }
         match &keys {
             None => keys = Some(found),
@@ -183,7 +230,7 @@ pub async fn discover(uri: &str) -> Result<Discovered, CatalogError> {
     Ok(Discovered {
         schema: union.into_schema(),
         partition_keys: keys.unwrap_or_default(),
-        partitions: partitions.iter().filter_map(|p| Partition::parse(p)).collect(),
+        partitions: partitions.into_iter().collect(),
         files,
     })
 }
@@ -278,9 +325,8 @@ pub async fn committed_partitions(table_uri: &str) -> Result<Vec<CommittedPartit
 
 /// `shard-00007-of-00050.json` → (7, 50).
 fn shard_of(name: &str) -> Option<(u32, u32)> {
-    let (i, n) = name.strip_prefix("shard-")?.strip_suffix(".json")?.split_once("-of-")?;
-    let (i, n) = (i.parse().ok()?, n.parse().ok()?);
-    (i < n).then_some((i, n))
+    let s = Shard::from_name(name.strip_suffix(".json")?)?;
+    Some((s.index, s.count))
 }
 
 #[cfg(test)]
