@@ -23,8 +23,8 @@ use std::sync::Arc;
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use fleet_contract::{
-    Cli, Common, ConfigError, Input, InputArgs, Partition, RejectArgs, Rejects, SpecArgs, SpecSettings, SpecSource,
-    Table, TableArgs, required, vars,
+    Cli, Common, ConfigError, Date, Input, InputArgs, Partition, RejectArgs, Rejects, SpecArgs, SpecSettings,
+    SpecSource, Table, TableArgs, required, vars,
 };
 use fleet_spec::{Evaluator, InputType, Spec, Workspace, Ymd};
 use fleet_store::{InputObject, Location};
@@ -149,20 +149,9 @@ impl From<FeaturesError> for JobError {
 impl FeatureParser {
     /// Loads the spec (built in, or a file/URI) and prepares the job.
     pub async fn new(config: Config) -> Result<Self, JobError> {
-        let (name, text) = match &config.spec.spec {
-            SpecSource::Builtin(n) if n == "json-resume" => {
-                (format!("builtin:{n}"), fleet_spec::JSON_RESUME.to_string())
-            }
-            SpecSource::Builtin(n) => (format!("builtin:{n}"), fleet_spec::PREDICT_AGE.to_string()),
-            SpecSource::Uri(u) => {
-                let loc = Location::parse(u)?;
-                let bytes = loc.get_path(loc.path()).await?;
-                (u.clone(), String::from_utf8_lossy(&bytes).into_owned())
-            }
-        };
-        let spec = Spec::parse(&text).map_err(|source| FeaturesError::Spec { source_name: name.clone(), source })?;
+        let (spec_name, spec) = load_spec(&config.spec.spec).await?;
         let job = Job::new(Self::NAME, config.common.clone())?;
-        Ok(Self { config, spec, spec_name: name, job })
+        Ok(Self { config, spec, spec_name, job })
     }
 
     pub fn spec(&self) -> &Spec {
@@ -177,23 +166,9 @@ impl FeatureParser {
     /// threshold) come back as `Err` too, with the summary already written.
     pub async fn run(&self) -> Result<RunSummary<FeatureMetrics>, JobError> {
         let spec = &self.spec;
-        let d = self.config.spec.reference_date;
-        let date = Ymd::new(d.year, d.month, d.day).expect("the contract validated the date");
-        let source = ReadBatches {
-            format: self.config.input.format,
-            batch_rows: self.config.input.batch_rows,
-            columns: spec.input_columns().iter().map(|c| c.to_string()).collect(),
-            // JSON cells are checked for UTF-8 by the evaluator, as it parses them
-            unchecked: spec
-                .json_columns()
-                .iter()
-                .filter(|c| spec.input_type(c).is_none())
-                .map(|c| c.to_string())
-                .collect(),
-            ndjson_schema: self.ndjson_schema(),
-        };
-        let schema = spec.output_schema();
-        let transform = Features { spec: spec.clone(), date, schema: schema.clone() };
+        let source = read_batches(spec, &self.config.input);
+        let transform = Features::new(spec.clone(), self.config.spec.reference_date);
+        let schema = transform.schema();
         let id = spec.id_column().map(str::to_string);
         let plan = Plan::new(&self.config.input.uri, source, transform, schema, self.config.table.clone())
             .with_cut(Cut::PerObject)
@@ -207,39 +182,84 @@ impl FeatureParser {
         let metrics = FeatureMetrics { spec: self.spec_name.clone(), evaluator: evaluator.into() };
         self.job.run(plan, metrics).await
     }
+}
 
-    /// The schema NDJSON input is decoded with: the spec's columns, typed.
-    fn ndjson_schema(&self) -> SchemaRef {
-        let json = self.spec.json_columns();
-        let fields: Vec<Field> = self
-            .spec
-            .input_columns()
-            .iter()
-            .map(|name| {
-                let dt = if json.contains(name) {
-                    DataType::Utf8
-                } else {
-                    match self.spec.input_type(name) {
-                        Some(InputType::Int) => DataType::Int64,
-                        Some(InputType::Float) => DataType::Float64,
-                        Some(InputType::Bool) => DataType::Boolean,
-                        Some(InputType::Date) => DataType::Date32,
-                        _ => DataType::Utf8,
-                    }
-                };
-                Field::new(*name, dt, true)
-            })
-            .collect();
-        Arc::new(Schema::new(fields))
+/// Loads a spec (built in, or a file/URI): its name for the run summary
+/// (`builtin:predict-age` or the URI) and the spec. A spec that does not
+/// parse is a configuration error (exit 2) with line and column.
+pub async fn load_spec(source: &SpecSource) -> Result<(String, Spec), JobError> {
+    let (name, text) = match source {
+        SpecSource::Builtin(n) if n == "json-resume" => (format!("builtin:{n}"), fleet_spec::JSON_RESUME.to_string()),
+        SpecSource::Builtin(n) => (format!("builtin:{n}"), fleet_spec::PREDICT_AGE.to_string()),
+        SpecSource::Uri(u) => {
+            let loc = Location::parse(u)?;
+            let bytes = loc.get_path(loc.path()).await?;
+            (u.clone(), String::from_utf8_lossy(&bytes).into_owned())
+        }
+    };
+    let spec = Spec::parse(&text).map_err(|source| FeaturesError::Spec { source_name: name.clone(), source })?;
+    Ok((name, spec))
+}
+
+/// How a spec's input is read: only the columns it names, the JSON columns
+/// as binary (the evaluator checks their UTF-8 as it parses them), NDJSON
+/// decoded with the spec's input types.
+pub fn read_batches(spec: &Spec, input: &Input) -> ReadBatches {
+    ReadBatches {
+        format: input.format,
+        batch_rows: input.batch_rows,
+        columns: spec.input_columns().iter().map(|c| c.to_string()).collect(),
+        unchecked: spec.json_columns().iter().filter(|c| spec.input_type(c).is_none()).map(|c| c.to_string()).collect(),
+        ndjson_schema: ndjson_schema(spec),
     }
 }
 
-/// The per-batch transform: the spec evaluated over a batch.
-#[derive(Debug)]
-struct Features {
+/// The schema NDJSON input is decoded with: the spec's columns, typed.
+fn ndjson_schema(spec: &Spec) -> SchemaRef {
+    let json = spec.json_columns();
+    let fields: Vec<Field> = spec
+        .input_columns()
+        .iter()
+        .map(|name| {
+            let dt = if json.contains(name) {
+                DataType::Utf8
+            } else {
+                match spec.input_type(name) {
+                    Some(InputType::Int) => DataType::Int64,
+                    Some(InputType::Float) => DataType::Float64,
+                    Some(InputType::Bool) => DataType::Boolean,
+                    Some(InputType::Date) => DataType::Date32,
+                    _ => DataType::Utf8,
+                }
+            };
+            Field::new(*name, dt, true)
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+/// The per-batch transform: the spec evaluated over a batch, on the Rayon
+/// pool. Another worker that needs the features (batch-predictor) wraps it.
+#[derive(Debug, Clone)]
+pub struct Features {
     spec: Spec,
     date: Ymd,
     schema: SchemaRef,
+}
+
+impl Features {
+    /// The spec, evaluated at `reference_date`.
+    pub fn new(spec: Spec, reference_date: Date) -> Self {
+        let d = reference_date;
+        let date = Ymd::new(d.year, d.month, d.day).expect("the contract validated the date");
+        let schema = spec.output_schema();
+        Self { spec, date, schema }
+    }
+
+    /// The output schema: the spec's features.
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
 }
 
 impl fleet_worker::Transform for Features {
