@@ -325,3 +325,43 @@ impl SpecArgs {
         Ok(SpecSettings { spec, reference_date })
     }
 }
+
+/// The settings of a worker that evaluates a feature spec over a raw table
+/// shard (feature-parser, batch-predictor): its input, its table, the
+/// reject threshold and the spec.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SpecShardArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub table: TableArgs,
+    #[command(flatten)]
+    pub rejects: RejectArgs,
+    #[command(flatten)]
+    pub spec: SpecArgs,
+}
+
+/// [`SpecShardArgs`] validated, with the common settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpecShard {
+    pub common: Common,
+    pub input: Input,
+    pub table: Table,
+    pub rejects: Rejects,
+    pub spec: SpecSettings,
+}
+
+impl SpecShardArgs {
+    /// Validates these and the common settings; the input first, as it is
+    /// what a new user leaves out first. The partition defaults to
+    /// `dt=<reference date>`.
+    pub fn validate(&self, common: &CommonArgs) -> Result<SpecShard, ConfigError> {
+        required(&self.input.input, &vars::INPUT)?;
+        let common = common.validate()?;
+        let input = self.input.validate(&common)?;
+        let spec = self.spec.validate()?;
+        let rejects = self.rejects.validate()?;
+        let table = self.table.validate(&common, Partition::date(spec.reference_date))?;
+        Ok(SpecShard { common, input, table, rejects, spec })
+    }
+}

@@ -31,8 +31,8 @@ mod args;
 mod values;
 
 pub use args::{
-    Common, CommonArgs, Input, InputArgs, RejectArgs, Rejects, SpecArgs, SpecSettings, Table, TableArgs, boolean,
-    glue_target, number, required,
+    Common, CommonArgs, Input, InputArgs, RejectArgs, Rejects, SpecArgs, SpecSettings, SpecShard, SpecShardArgs, Table,
+    TableArgs, boolean, glue_target, number, required,
 };
 pub use values::{
     Compression, Date, GlueTarget, InputFormat, LogFormat, Partition, Shard, SpecSource, available_cpus, days_in_month,
@@ -314,35 +314,11 @@ pub fn fleet_flags(cmd: clap::Command) -> clap::Command {
 mod tests {
     use super::*;
 
-    #[derive(Debug, Clone, clap::Args)]
-    struct All {
-        #[command(flatten)]
-        input: InputArgs,
-        #[command(flatten)]
-        table: TableArgs,
-        #[command(flatten)]
-        rejects: RejectArgs,
-        #[command(flatten)]
-        spec: SpecArgs,
-    }
-
-    #[derive(Debug)]
-    struct Validated {
-        common: Common,
-        input: Input,
-        table: Table,
-        rejects: Rejects,
-        spec: SpecSettings,
-    }
+    type All = SpecShardArgs;
+    type Validated = SpecShard;
 
     fn validate(cli: Cli<All>) -> Result<Validated, ConfigError> {
-        required(&cli.own.input.input, &vars::INPUT)?;
-        let common = cli.common.validate()?;
-        let input = cli.own.input.validate(&common)?;
-        let spec = cli.own.spec.validate()?;
-        let rejects = cli.own.rejects.validate()?;
-        let table = cli.own.table.validate(&common, Partition::date(spec.reference_date))?;
-        Ok(Validated { common, input, table, rejects, spec })
+        cli.own.validate(&cli.common)
     }
 
     fn from_vars(v: &[(&str, &str)]) -> Result<Validated, ConfigError> {

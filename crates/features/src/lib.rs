@@ -23,8 +23,7 @@ use std::sync::Arc;
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use fleet_contract::{
-    Cli, Common, ConfigError, Date, Input, InputArgs, Partition, RejectArgs, Rejects, SpecArgs, SpecSettings,
-    SpecSource, Table, TableArgs, required, vars,
+    Cli, Common, ConfigError, Date, Input, Rejects, SpecSettings, SpecShard, SpecShardArgs, SpecSource, Table,
 };
 use fleet_spec::{Evaluator, InputType, Spec, Workspace, Ymd};
 use fleet_store::{InputObject, Location};
@@ -43,17 +42,7 @@ pub struct FeatureParser {
 
 /// feature-parser's settings besides the common ones: its input, its
 /// table, the reject threshold and the spec.
-#[derive(Debug, Clone, clap::Args)]
-pub struct Args {
-    #[command(flatten)]
-    pub input: InputArgs,
-    #[command(flatten)]
-    pub table: TableArgs,
-    #[command(flatten)]
-    pub rejects: RejectArgs,
-    #[command(flatten)]
-    pub spec: SpecArgs,
-}
+pub type Args = SpecShardArgs;
 
 /// feature-parser's validated settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -98,13 +87,7 @@ impl Worker for FeatureParser {
     type Config = Config;
 
     fn configure(cli: Cli<Args>) -> Result<Config, ConfigError> {
-        // The input first: it is what a new user leaves out first.
-        required(&cli.own.input.input, &vars::INPUT)?;
-        let common = cli.common.validate()?;
-        let input = cli.own.input.validate(&common)?;
-        let spec = cli.own.spec.validate()?;
-        let rejects = cli.own.rejects.validate()?;
-        let table = cli.own.table.validate(&common, Partition::date(spec.reference_date))?;
+        let SpecShard { common, input, table, rejects, spec } = cli.own.validate(&cli.common)?;
         Ok(Config { common, input, table, rejects, spec })
     }
 

@@ -474,12 +474,5 @@ async fn a_spec_from_a_file_and_a_bad_spec() {
 }
 
 fn anyhow_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
+    fleet_worker::chain(e)
 }
