@@ -169,11 +169,11 @@ pub fn athena(a: AthenaCommand) -> anyhow::Result<String> {
         let athena = Athena::from_env().await?;
         if let Some(statement) = &a.statement {
             let (statement, location) = match statement {
-                AthenaStatement::Ctas { table, location, partitioned_by, .. } => {
-                    (athena::ctas_sql(table, location, partitioned_by, &sql)?, location)
+                AthenaStatement::Ctas { table, target, .. } => {
+                    (athena::ctas_sql(table, &target.location, &target.partitioned_by, &sql)?, &target.location)
                 }
-                AthenaStatement::Unload { location, partitioned_by, .. } => {
-                    (athena::unload_sql(location, partitioned_by, &sql)?, location)
+                AthenaStatement::Unload { target, .. } => {
+                    (athena::unload_sql(&target.location, &target.partitioned_by, &sql)?, &target.location)
                 }
             };
             athena::ensure_empty(location).await?;

@@ -226,23 +226,29 @@ enum AthenaStatement {
         /// The new table, [DB.]NAME.
         #[arg(long)]
         table: String,
-        #[arg(long)]
-        location: String,
-        /// Partition columns, comma-separated.
-        #[arg(long, value_delimiter = ',')]
-        partitioned_by: Vec<String>,
+        #[command(flatten)]
+        target: AthenaTarget,
         #[command(flatten)]
         run: AthenaRun,
     },
     /// Write the rows of a SELECT as zstd Parquet files (the location must be empty).
     Unload {
-        #[arg(long)]
-        location: String,
-        #[arg(long, value_delimiter = ',')]
-        partitioned_by: Vec<String>,
+        #[command(flatten)]
+        target: AthenaTarget,
         #[command(flatten)]
         run: AthenaRun,
     },
+}
+
+/// Where `athena ctas` and `athena unload` write.
+#[derive(Debug, Args)]
+struct AthenaTarget {
+    /// An empty s3:// location.
+    #[arg(long)]
+    location: String,
+    /// Partition columns, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    partitioned_by: Vec<String>,
 }
 
 #[derive(Debug, Args)]
