@@ -41,13 +41,13 @@ impl Transform for KeepRows {
             }
         }
         let kept: Int64Array = ns.iter().map(|v| v.map(|v| v.max(0))).collect();
-        let out = RecordBatch::try_new(schema(), vec![arrow_cast(ids), Arc::new(kept)])?;
+        let out = RecordBatch::try_new(schema(), vec![plain_strings(ids), Arc::new(kept)])?;
         Ok(Transformed { rows_rejected: rejects.len() as u64, rejects, bytes: 8 * batch.num_rows() as u64, batch: out })
     }
 }
 
 /// The reader gives strings as views; the output has plain strings.
-fn arrow_cast(a: ArrayRef) -> ArrayRef {
+fn plain_strings(a: ArrayRef) -> ArrayRef {
     let v = a.as_string_view();
     Arc::new(StringArray::from_iter(v.iter()))
 }
@@ -116,12 +116,15 @@ fn rows(dir: &std::path::Path) -> BTreeMap<String, (i64, String)> {
         let file = std::fs::File::open(&entry).unwrap();
         let reader =
             parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
+        let rel = entry.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
         for b in reader {
             let b = b.unwrap();
             let (ids, ns) = (b.column(0).as_string::<i32>(), b.column(1).as_primitive::<Int64Type>());
             for r in 0..b.num_rows() {
-                let rel = entry.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
-                assert!(out.insert(ids.value(r).to_string(), (ns.value(r), rel)).is_none(), "a row written twice");
+                assert!(
+                    out.insert(ids.value(r).to_string(), (ns.value(r), rel.clone())).is_none(),
+                    "a row written twice"
+                );
             }
         }
     }
