@@ -28,12 +28,14 @@
 //! ```
 
 mod args;
+mod reject;
 mod values;
 
 pub use args::{
     Common, CommonArgs, Input, InputArgs, RejectArgs, Rejects, SpecArgs, SpecSettings, SpecShard, SpecShardArgs, Table,
     TableArgs, boolean, glue_target, number, required,
 };
+pub use reject::{REJECT_PREFIX_BYTES, Reject};
 pub use values::{
     Compression, Date, GlueTarget, InputFormat, LogFormat, Partition, Shard, SpecSource, available_cpus, days_in_month,
     parse_size,

@@ -27,7 +27,7 @@ use fleet_contract::{
 };
 use fleet_spec::{Evaluator, InputType, Spec, Workspace, Ymd};
 use fleet_store::{InputObject, Location};
-use fleet_worker::{Cut, Exit, Job, JobError, Plan, ReadBatches, Reject, RejectsPlan, RunSummary, Transformed, Worker};
+use fleet_worker::{Cut, Exit, Job, JobError, Plan, ReadBatches, RejectsPlan, RunSummary, Transformed, Worker};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -294,13 +294,7 @@ fn evaluate_parallel(
     for p in parts {
         out.rows_rejected += p.rows_rejected as u64;
         out.bytes += p.json_bytes;
-        out.rejects.extend(p.rejects.into_iter().map(|r| Reject {
-            row: r.row,
-            id: r.id,
-            column: r.column,
-            message: r.message,
-            prefix: r.prefix,
-        }));
+        out.rejects.extend(p.rejects);
     }
     out.batch = RecordBatch::try_new(schema, columns)?;
     Ok(out)

@@ -51,6 +51,7 @@ use simd_json::Tape;
 
 pub use cell::{CellError, CellParser, Parsed};
 pub use compile::{InputType, JsonRoot, OutType};
+pub use fleet_contract::{REJECT_PREFIX_BYTES, Reject};
 pub use text::Ymd;
 
 use compile::{Program, StepKind};
@@ -62,9 +63,6 @@ pub const PREDICT_AGE: &str = include_str!("../specs/predict-age.spec");
 
 /// An example spec for JSON Resume documents (jsonresume.org schema).
 pub const JSON_RESUME: &str = include_str!("../specs/json-resume.spec");
-
-/// How many bytes of a rejected cell are kept in its reject record.
-pub const REJECT_PREFIX_BYTES: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -202,20 +200,6 @@ fn arrow_type(t: OutType) -> DataType {
         OutType::String => DataType::Utf8,
         OutType::Date => DataType::Date32,
     }
-}
-
-/// One rejected cell.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reject {
-    /// Row index within the evaluated batch.
-    pub row: usize,
-    /// The row's id (the spec's `id` column), empty when it has none.
-    pub id: String,
-    pub column: String,
-    /// What was wrong, ending with "at byte N".
-    pub message: String,
-    /// The first 256 bytes of the cell (cut at a character boundary).
-    pub prefix: String,
 }
 
 /// The features of a range of rows.
@@ -395,14 +379,6 @@ fn column(a: &ArrayRef) -> Column<'_> {
 
 fn first_non_ws(cell: &[u8]) -> usize {
     cell.iter().position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r')).unwrap_or(0)
-}
-
-fn prefix(cell: &[u8]) -> String {
-    let mut end = cell.len().min(REJECT_PREFIX_BYTES);
-    while end > 0 && std::str::from_utf8(&cell[..end]).is_err() {
-        end -= 1;
-    }
-    String::from_utf8_lossy(&cell[..end]).into_owned()
 }
 
 impl Evaluator {
@@ -592,6 +568,12 @@ impl Evaluator {
     }
 
     fn reject(&self, inputs: &[Column<'_>], row: usize, k: usize, message: String, cell: &[u8]) -> Reject {
-        Reject { row, id: self.id(inputs, row), column: self.spec.prog.json[k].clone(), message, prefix: prefix(cell) }
+        Reject {
+            row,
+            id: self.id(inputs, row),
+            column: self.spec.prog.json[k].clone(),
+            message,
+            prefix: Reject::prefix_of(cell),
+        }
     }
 }

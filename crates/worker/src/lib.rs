@@ -64,8 +64,9 @@ use tracing_subscriber::EnvFilter;
 
 pub use error::{Classified, JobError, chain};
 pub use exit::Exit;
+pub use fleet_contract::Reject;
 pub use job::{Job, Outcome, Progress, RejectsWritten, Reporter};
-pub use pipeline::{Cut, Plan, ReadBatches, Reject, RejectsPlan, Source, Transform, Transformed};
+pub use pipeline::{Cut, Plan, ReadBatches, RejectsPlan, Source, Transform, Transformed};
 pub use summary::{RunSummary, fargate_cost, peak_rss_bytes};
 
 /// A fleet worker: what it is called, what it takes and what it does.

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use fleet_catalog::CommittedFile;
+use fleet_contract::Reject;
 use fleet_contract::{Compression, InputFormat, Partition, Table};
 use fleet_store::{BatchStream, InputObject, Location, ParquetSink, WriteOptions, open_batches};
 use futures::StreamExt;
@@ -19,20 +20,6 @@ use tracing::info;
 
 use crate::job::{Outcome, Progress, RejectsWritten};
 use crate::{Job, JobError, layout};
-
-/// A rejected cell (or line) of an input batch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reject {
-    /// Row index within the batch.
-    pub row: usize,
-    /// The row's id (empty when it has none).
-    pub id: String,
-    pub column: String,
-    /// What was wrong, ending with where ("at byte N").
-    pub message: String,
-    /// The first bytes of the rejected value.
-    pub prefix: String,
-}
 
 /// What a transform made of one batch.
 #[derive(Debug)]
