@@ -52,7 +52,11 @@ pub struct CommitMarker {
 /// `<partition>/_commits/shard-00007-of-00050.json`: the key of a shard's
 /// commit marker, relative to the table location.
 pub fn commit_key(partition: &Partition, shard: Shard) -> String {
-    format!("{}/_commits/{}.json", partition.path(), shard.name())
+    match partition.path() {
+        // an output that is not partitioned (trainer-feeder's)
+        p if p.is_empty() => format!("_commits/{}.json", shard.name()),
+        p => format!("{p}/_commits/{}.json", shard.name()),
+    }
 }
 
 /// The Hive/Athena type of an Arrow type, or `None` when Glue has no match.

@@ -243,6 +243,10 @@ impl Features {
     pub fn schema(&self) -> SchemaRef {
         self.schema.clone()
     }
+
+    pub fn spec(&self) -> &Spec {
+        &self.spec
+    }
 }
 
 impl fleet_worker::Transform for Features {

@@ -16,7 +16,11 @@ use fleet_worker::{Exit, Registered, RunSummary};
 use tracing::{info, warn};
 
 /// The workers `fleetctl <worker>` runs and `fleetctl run <worker>` fans out.
-pub const WORKERS: &[Registered] = &[fleet_worker::register::<fleet_features::FeatureParser>()];
+pub const WORKERS: &[Registered] = &[
+    fleet_worker::register::<fleet_features::FeatureParser>(),
+    fleet_worker::register::<fleet_predictor::BatchPredictor>(),
+    fleet_worker::register::<fleet_trainer::TrainerFeeder>(),
+];
 
 /// The registered worker called `name`.
 pub fn worker(name: &str) -> Option<&'static Registered> {

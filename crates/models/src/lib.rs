@@ -3,8 +3,8 @@
 //!
 //! - [`Matrix`]: the features, one `f64` column per feature, NULL as NaN
 //!   (booleans as 0 and 1), built from Arrow columns by name.
-//! - Built-in models, trained here: [`Model::Mean`], [`Model::Ridge`] and
-//!   [`Model::Gbdt`] (histogram gradient-boosted trees, as scikit-learn's
+//! - Built-in models, trained here: [`Params::Mean`], [`Params::Ridge`] and
+//!   [`Params::Gbdt`] (histogram gradient-boosted trees, as scikit-learn's
 //!   `HistGradientBoostingRegressor` with its defaults: 255 bins, 31
 //!   leaves, a learned direction for missing values, early stopping on a
 //!   held-out tenth of train).
@@ -24,7 +24,7 @@ mod tree;
 
 use serde::{Deserialize, Serialize};
 
-pub use gbdt::{GbdtParams, TrainedGbdt, train_gbdt};
+pub use gbdt::{EarlyStopping, GbdtParams, TrainedGbdt, train_gbdt};
 pub use linear::{Ridge, RidgeParams, train_mean, train_ridge};
 pub use matrix::Matrix;
 pub use metrics::Metrics;
@@ -182,9 +182,11 @@ impl Model {
     }
 
     /// The prediction for each row of `x` (whose columns are this model's
-    /// features, in order: [`Matrix::from_batch`] with [`Model::features`]).
+    /// features, in order: [`Matrix::from_batch`] with [`Model::features`]),
+    /// in parallel on the current Rayon pool; the same values in any pool.
     pub fn predict(&self, x: &Matrix) -> Vec<f64> {
-        (0..x.rows()).map(|r| self.predict_row(x, r)).collect()
+        use rayon::prelude::*;
+        (0..x.rows()).into_par_iter().with_min_len(1024).map(|r| self.predict_row(x, r)).collect()
     }
 
     #[inline]
@@ -207,5 +209,25 @@ impl Model {
         };
         let total: f64 = raw.iter().sum();
         if total > 0.0 { raw.iter().map(|v| v / total).collect() } else { raw }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_model_read_back_is_the_model_written() {
+        let ridge = Ridge {
+            intercept: 0.1 + 0.2,
+            coefficients: vec![1.0 / 3.0, -2.5e-17],
+            means: vec![2.0f64.sqrt(), 1e300],
+            scales: vec![std::f64::consts::PI, 7.0],
+        };
+        let m = Model::new("ridge", "actual_age", vec!["a".into(), "b".into()], Params::Ridge(ridge));
+        let back = Model::from_bytes("m", &m.to_json()).unwrap();
+        assert_eq!(back, m);
+        assert_eq!(back.version(), m.version());
+        assert_eq!(back.to_json(), m.to_json());
     }
 }

@@ -73,6 +73,7 @@ mod tests {
         assert!(!odd.contains(".."));
         let s = Shard { index: 7, count: 50 };
         assert_eq!(commit_key(&p(), s), "dt=2025-07-01/_commits/shard-00007-of-00050.json");
+        assert_eq!(commit_key(&Partition(vec![]), s), "_commits/shard-00007-of-00050.json");
         assert_eq!(rejects_key(&p(), s), "_rejects/dt=2025-07-01/shard-00007-of-00050.parquet");
         assert_eq!(summary_key("r1", s), "_runs/r1/shard-00007-of-00050.json");
         assert_eq!(table_input_key("r1"), "_runs/r1/table_input.json");

@@ -1,0 +1,10 @@
+//! trainer-feeder: the worker of `fleet_trainer`, run by the framework.
+
+use std::process::ExitCode;
+
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> ExitCode {
+    fleet_worker::main::<fleet_trainer::TrainerFeeder>()
+}
