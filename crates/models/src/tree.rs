@@ -11,18 +11,22 @@ use crate::Matrix;
 pub enum Rule {
     /// `x <= threshold` goes left, NaN goes the learned way (the fleet's
     /// GBDT, scikit-learn).
+    #[serde(rename = "less_equal")]
     LessEqual,
     /// LightGBM's numerical split: `x <= threshold` goes left; NaN is 0
     /// unless the node's missing type ([`Tree::missing_type`]) is NaN; the
     /// missing value (NaN, or zero for missing type Zero) goes the node's
     /// default way.
+    #[serde(rename = "lightgbm")]
     LightGbm,
     /// XGBoost's: `(f32) x < (f32) threshold` goes left, NaN the default way.
+    #[serde(rename = "xgboost")]
     XgBoost,
 }
 
 /// LightGBM's missing type of a split node (bits 2-3 of `decision_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LightGbmMissing {
     None,
     Zero,
