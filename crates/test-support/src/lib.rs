@@ -67,6 +67,26 @@ fn skipped() {
     eprintln!("skipped: no S3 server (scripts/test starts one)");
 }
 
+/// The Python of `scripts/py-env` (LightGBM, XGBoost, scikit-learn,
+/// pyarrow), or `None` when it is not set up (a failure instead when
+/// `FLEET_REQUIRE_PYTHON` is set, as in `scripts/test`).
+pub fn python() -> Option<String> {
+    match std::env::var("FLEET_TEST_PYTHON") {
+        Ok(p) => Some(p),
+        Err(_) => {
+            assert!(
+                std::env::var("FLEET_REQUIRE_PYTHON").is_err(),
+                "FLEET_REQUIRE_PYTHON is set but FLEET_TEST_PYTHON is not"
+            );
+            #[allow(clippy::print_stderr, reason = "a test that did not run says so")]
+            {
+                eprintln!("skipped: no Python with the model libraries (scripts/py-env makes one)");
+            }
+            None
+        }
+    }
+}
+
 /// The moto server's endpoint (Glue, Athena, ECS, Step Functions), or
 /// `None` when none was started (a failure instead when `FLEET_REQUIRE_MOTO`
 /// is set, as in `scripts/test`). It also checks that the SDK's
