@@ -199,13 +199,20 @@ pub struct Demo {
     pub exe: PathBuf,
 }
 
-/// Generates the data, fans out feature-parser over it, and returns the
-/// text to print.
+/// The whole pipeline on generated data, each step as the fleet runs it
+/// (local processes of this binary's workers): feature-parser fanned out
+/// over the raw table, trainer-feeder on the features and the targets,
+/// batch-predictor fanned out over the raw table with the trained models.
+/// Returns the text to print: per-step figures, the models' metrics, and
+/// where everything is.
 pub async fn demo(d: &Demo) -> anyhow::Result<String> {
     let dir = std::path::absolute(&d.dir).with_context(|| format!("resolving {}", d.dir.display()))?;
     let raw_dir = dir.join("raw");
     let out_dir = dir.join("features");
-    for sub in [&raw_dir, &dir.join("targets"), &out_dir, &dir.join("logs")] {
+    let trained_dir = dir.join("trained");
+    let pred_dir = dir.join("predictions");
+    let logs = dir.join("logs");
+    for sub in [&raw_dir, &dir.join("targets"), &out_dir, &trained_dir, &pred_dir, &logs] {
         if sub.exists() {
             std::fs::remove_dir_all(sub).with_context(|| format!("clearing {}", sub.display()))?;
         }
@@ -223,29 +230,33 @@ pub async fn demo(d: &Demo) -> anyhow::Result<String> {
 
     let cpus = fleet_contract::available_cpus();
     let parallel = (d.shards as usize).min(cpus).max(1);
+    let threads = (cpus / parallel).max(1).to_string();
     let run_id = "demo".to_string();
     let output = format!("{}/", out_dir.display());
-    let vars: BTreeMap<String, String> = [
-        (vars::INPUT, format!("{}/", raw_dir.display())),
-        (vars::OUTPUT, output.clone()),
-        (vars::RUN_ID, run_id.clone()),
-        (vars::THREADS, (cpus / parallel).max(1).to_string()),
-        (vars::LOG_FORMAT, "json".to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.name.to_string(), v))
-    .collect();
-    fleet_features::Config::from_vars(&vars).context("demo configuration")?;
-    let fan = FanOut {
-        command: vec![d.exe.display().to_string(), "feature-parser".into()],
+    let step_vars = |pairs: &[(&str, String)]| -> BTreeMap<String, String> {
+        let mut v: BTreeMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        v.insert(vars::RUN_ID.name.into(), run_id.clone());
+        v.insert(vars::LOG_FORMAT.name.into(), "json".into());
+        v
+    };
+    let fan = |worker: &str, vars: BTreeMap<String, String>, shards: u32, parallel: usize| FanOut {
+        command: vec![d.exe.display().to_string(), worker.into()],
         vars,
-        shards: d.shards,
+        shards,
         parallel,
         retries: 1,
-        log_dir: Some(dir.join("logs")),
+        log_dir: Some(logs.join(worker)),
     };
+
+    // 1. parse
+    let parse_vars = step_vars(&[
+        (vars::INPUT.name, format!("{}/", raw_dir.display())),
+        (vars::OUTPUT.name, output.clone()),
+        (vars::THREADS.name, threads.clone()),
+    ]);
+    fleet_features::Config::from_vars(&parse_vars).context("demo configuration")?;
     let t1 = Instant::now();
-    let outcomes = fan_out(&fan).await?;
+    let outcomes = fan_out(&fan("feature-parser", parse_vars, d.shards, parallel)).await?;
     let parse_secs = t1.elapsed().as_secs_f64();
     let summaries = read_summaries(&output, &run_id, d.shards).await?;
     let rows: u64 = summaries.iter().flatten().map(|s| s.rows_out).sum();
@@ -259,22 +270,118 @@ pub async fn demo(d: &Demo) -> anyhow::Result<String> {
         raw_dir.display(),
         d.shards,
         parallel,
-        (cpus / parallel).max(1),
+        threads,
         parse_secs,
         rows as f64 / parse_secs,
         json_mb / parse_secs
     );
     s.push_str(&table(&outcomes, &summaries));
+    failed(&s, "feature-parser", &outcomes, &logs)?;
+
+    // 2. train
+    let trained = format!("{}/", trained_dir.display());
+    let train_vars = step_vars(&[
+        (fleet_trainer::vars::FEATURES.name, output.clone()),
+        (fleet_trainer::vars::TARGETS.name, format!("{}/", dir.join("targets").display())),
+        (vars::OUTPUT.name, trained.clone()),
+        (vars::THREADS.name, cpus.to_string()),
+    ]);
+    fleet_trainer::Config::from_vars(&train_vars).context("demo configuration")?;
+    let t2 = Instant::now();
+    let train_outcome = fan_out(&fan("trainer-feeder", train_vars, 1, 1)).await?;
+    let train_secs = t2.elapsed().as_secs_f64();
+    failed(&s, "trainer-feeder", &train_outcome, &logs)?;
+    let tloc = Location::parse(&trained)?;
+    let metrics: serde_json::Value = serde_json::from_slice(&tloc.get_bytes("models/metrics.json").await?)?;
+    let models: Vec<serde_json::Value> = metrics["models"].as_array().cloned().unwrap_or_default();
+    let first = models.first().cloned().unwrap_or_default();
+    s.push_str(&format!(
+        "\ntrainer-feeder: {} threads, {:.1} s wall; {} rows joined: train {}, validation {}, test {}\n\n",
+        cpus,
+        train_secs,
+        first["rows"]["train"].as_u64().unwrap_or(0)
+            + first["rows"]["validation"].as_u64().unwrap_or(0)
+            + first["rows"]["test"].as_u64().unwrap_or(0),
+        first["rows"]["train"],
+        first["rows"]["validation"],
+        first["rows"]["test"],
+    ));
+    s.push_str(&metrics_table(&models));
+
+    // 3. predict
+    let predictions = format!("{}/", pred_dir.display());
+    let model_uris: Vec<String> = models
+        .iter()
+        .filter_map(|m| m["model"].as_str())
+        .map(|m| format!("{}/models/{m}/", trained_dir.display()))
+        .collect();
+    let pred_vars = step_vars(&[
+        (vars::INPUT.name, format!("{}/", raw_dir.display())),
+        (vars::OUTPUT.name, predictions.clone()),
+        (fleet_predictor::MODEL.name, model_uris.join(",")),
+        (vars::THREADS.name, threads.clone()),
+    ]);
+    fleet_predictor::Config::from_vars(&pred_vars).context("demo configuration")?;
+    let t3 = Instant::now();
+    let pred_outcomes = fan_out(&fan("batch-predictor", pred_vars, d.shards, parallel)).await?;
+    let pred_secs = t3.elapsed().as_secs_f64();
+    let pred_summaries = read_summaries(&predictions, &run_id, d.shards).await?;
+    let pred_rows: u64 = pred_summaries.iter().flatten().map(|s| s.rows_out).sum();
+    s.push_str(&format!(
+        "\nbatch-predictor: {} models, {} shards, {} at a time, {:.1} s wall, {:.0} rows/s overall\n\n",
+        model_uris.len(),
+        d.shards,
+        parallel,
+        pred_secs,
+        pred_rows as f64 / pred_secs
+    ));
+    s.push_str(&table(&pred_outcomes, &pred_summaries));
+    failed(&s, "batch-predictor", &pred_outcomes, &logs)?;
+
     let partition = summaries.iter().flatten().next().map_or("dt=2025-07-01".to_string(), |s| s.partition.clone());
     s.push_str(&format!(
-        "\nWhere to look:\n  features   {out}/{partition}/   (Parquet, zstd)\n  commits    {out}/{partition}/_commits/\n  rejects    {out}/_rejects/{partition}/\n  summaries  {out}/_runs/{run_id}/\n  Glue table {out}/_runs/{run_id}/table_input.json   (aws glue create-table --cli-input-json file://...)\n  logs       {logs}/\n",
+        "\nWhere to look:\n  report      {trained}models/report.html   (metrics and charts; open it in a browser)\n  features    {out}/{partition}/   (Parquet, zstd)\n  splits      {trained}splits/{{train,validation,test}}/\n  models      {trained}models/<model>/model.json, metrics.json\n  predictions {pred}{partition}/\n  commits     <table>/{partition}/_commits/, {trained}_commits/\n  rejects     {out}/_rejects/{partition}/\n  summaries   <table>/_runs/{run_id}/\n  Glue table  {out}/_runs/{run_id}/table_input.json   (aws glue create-table --cli-input-json file://...)\n  logs        {logs}/<worker>/\n",
         out = out_dir.display(),
-        logs = dir.join("logs").display()
+        pred = predictions,
+        logs = logs.display()
     ));
-    if let Some(bad) = outcomes.iter().find(|o| o.exit_code != 0) {
-        bail!("{s}\nshard {} failed with exit code {}; see {}", bad.index, bad.exit_code, dir.join("logs").display());
-    }
     Ok(s)
+}
+
+/// The per-model metrics table of `models/metrics.json`.
+fn metrics_table(models: &[serde_json::Value]) -> String {
+    let mut s = format!(
+        "{:<6}  {:>8}  {:>9}  {:>7}  {:>8}  {:>9}  {:>7}  {:>7}\n",
+        "model", "val MAE", "val RMSE", "val R²", "test MAE", "test RMSE", "test R²", "fit s"
+    );
+    let f = |v: &serde_json::Value, d: usize| v.as_f64().map_or("-".to_string(), |x| format!("{x:.d$}"));
+    for m in models {
+        s.push_str(&format!(
+            "{:<6}  {:>8}  {:>9}  {:>7}  {:>8}  {:>9}  {:>7}  {:>7}\n",
+            m["model"].as_str().unwrap_or("?"),
+            f(&m["validation"]["mae"], 3),
+            f(&m["validation"]["rmse"], 3),
+            f(&m["validation"]["r2"], 4),
+            f(&m["test"]["mae"], 3),
+            f(&m["test"]["rmse"], 3),
+            f(&m["test"]["r2"], 4),
+            f(&m["fit_seconds"], 2),
+        ));
+    }
+    s
+}
+
+/// The demo's error when a step's shard failed for good.
+fn failed(so_far: &str, worker: &str, outcomes: &[ShardOutcome], logs: &Path) -> anyhow::Result<()> {
+    if let Some(bad) = outcomes.iter().find(|o| o.exit_code != 0) {
+        bail!(
+            "{so_far}\n{worker} shard {} failed with exit code {}; see {}",
+            bad.index,
+            bad.exit_code,
+            logs.join(worker).display()
+        );
+    }
+    Ok(())
 }
 
 /// Where the `feature-parser` subcommand of this same binary is.

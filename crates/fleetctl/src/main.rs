@@ -16,7 +16,7 @@ mod aws_cmds;
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const EXAMPLES: &str = "Examples:
-  fleetctl demo                                      the parse step on generated data, on this machine
+  fleetctl demo                                      the whole pipeline on generated data, on this machine: parse, train, predict
   fleetctl gen --out ./data --rows 100000 --files 4
   fleetctl feature-parser --input ./data/raw/ --output ./data/features/
   fleetctl run feature-parser --shards 4 --input ./data/raw/ --output ./data/features/
@@ -35,8 +35,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Generate a realistic dataset, run feature-parser on it as several
-    /// shards in parallel local processes, and print what was produced and
+    /// The whole pipeline on generated data: feature-parser and
+    /// batch-predictor as shards in parallel local processes, trainer-feeder
+    /// in between; prints each step's figures, the models' metrics and
     /// where to look.
     Demo(DemoArgs),
     /// Write the synthetic raw table to <OUT>/raw/ and the targets table to <OUT>/targets/.
@@ -57,7 +58,7 @@ struct DemoArgs {
     /// Rows to generate.
     #[arg(long, default_value_t = 1_000_000)]
     rows: u64,
-    /// Shards (local processes) to parse them with.
+    /// Shards (local processes) to parse and predict with.
     #[arg(long, default_value_t = 4)]
     shards: u32,
     /// Raw files to generate.

@@ -23,8 +23,23 @@ fn demo_generates_parses_and_reports() {
     assert_eq!(total.split_whitespace().nth(1), Some("6000"), "{total}");
     for i in 0..3 {
         assert!(dir.join(format!("features/dt=2025-07-01/_commits/shard-0000{i}-of-00003.json")).exists());
-        assert!(dir.join(format!("logs/shard-0000{i}.log")).exists());
+        assert!(dir.join(format!("predictions/dt=2025-07-01/_commits/shard-0000{i}-of-00003.json")).exists());
+        assert!(dir.join(format!("logs/feature-parser/shard-0000{i}.log")).exists());
     }
+    // trained on the features and targets, then every raw row predicted by each model
+    assert!(dir.join("trained/_commits/shard-00000-of-00001.json").exists());
+    assert!(dir.join("trained/models/report.html").exists());
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("trained/models/metrics.json")).unwrap()).unwrap();
+    let gbdt = &metrics["models"][2];
+    assert_eq!(gbdt["model"], "gbdt");
+    let line = out.lines().find(|l| l.starts_with("gbdt ")).unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(line.split_whitespace().nth(1).unwrap(), format!("{:.3}", gbdt["validation"]["mae"].as_f64().unwrap()));
+    assert!(out.contains("batch-predictor: 3 models, 3 shards"), "{out}");
+    let totals: Vec<&str> = out.lines().filter(|l| l.trim_start().starts_with("total")).collect();
+    assert_eq!(totals.len(), 2, "{out}");
+    assert_eq!(totals[1].split_whitespace().nth(1), Some("6000"), "{out}");
+    assert!(out.contains("trained/models/report.html"), "{out}");
     let ti: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("features/_runs/demo/table_input.json")).unwrap()).unwrap();
     assert_eq!(ti["TableInput"]["PartitionKeys"][0]["Name"], "dt");
