@@ -640,5 +640,22 @@ mod tests {
         assert_eq!(err.to_string(), "training data: gbdt max_bins 300; expected 2 to 255");
     }
 
+    #[test]
+    fn the_same_model_on_any_number_of_threads() {
+        let (x, y) = data(12_000, 4);
+        let p = GbdtParams { max_iter: 20, ..Default::default() };
+        let on = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| {
+                let g = train_gbdt(&x, &y, &p).unwrap().ensemble;
+                let r = crate::train_ridge(&x, &y, crate::RidgeParams::default()).unwrap();
+                (g, r)
+            })
+        };
+        let one = on(1);
+        assert_eq!(one, on(3));
+        assert_eq!(one, on(2));
+    }
+
     use crate::{Model, Params};
 }
