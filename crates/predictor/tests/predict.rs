@@ -102,8 +102,8 @@ async fn every_raw_row_gets_the_models_prediction_on_feature_parsers_features() 
         let p = tiny.predict(&x);
         null_years += (0..x.rows()).filter(|&r| x.get(0, r).is_nan()).count();
         let pid = b.column_by_name("pid").unwrap().as_string::<i32>();
-        for r in 0..b.num_rows() {
-            expected.insert(pid.value(r).to_string(), p[r] as f32);
+        for (r, v) in p.iter().enumerate() {
+            expected.insert(pid.value(r).to_string(), *v as f32);
         }
     }
     let batches = read_dir(&tmp.path().join("predictions/dt=2025-07-01"));

@@ -44,10 +44,10 @@ svg text{{font-size:11px;fill:#333}}
         t = esc(title)
     );
     // rows
-    let _ = write!(
+    let _ = writeln!(
         h,
         "<h2>Rows</h2><table><tr><th>features rows</th><th>joined</th><th>without target</th><th>invalid target</th>{}</tr>\
-         <tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td>{}</tr></table>\n",
+         <tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td>{}</tr></table>",
         SPLITS.iter().map(|s| format!("<th>{s}</th>")).collect::<String>(),
         counts.features_rows,
         counts.rows_joined,
@@ -78,9 +78,9 @@ svg text{{font-size:11px;fill:#333}}
     }
     h.push_str("</table>\n<h2>Predicted against actual age (test)</h2>\n");
     for (i, t) in models.iter().enumerate() {
-        let _ = write!(
+        let _ = writeln!(
             h,
-            "<figure>{}<figcaption>{}: each square is a 2×2-year cell, darker with more rows (log scale); the line is a perfect prediction.</figcaption></figure>\n",
+            "<figure>{}<figcaption>{}: each square is a 2×2-year cell, darker with more rows (log scale); the line is a perfect prediction.</figcaption></figure>",
             scatter(&t.test_predictions, actual, COLOURS[i % COLOURS.len()]),
             esc(&t.metrics.model)
         );
@@ -100,9 +100,9 @@ svg text{{font-size:11px;fill:#333}}
             fleet_models::Params::Ridge(_) => "share of |coefficient × feature's standard deviation|",
             _ => "share of splits",
         };
-        let _ = write!(
+        let _ = writeln!(
             h,
-            "<figure>{}<figcaption>{}: {what}.</figcaption></figure>\n",
+            "<figure>{}<figcaption>{}: {what}.</figcaption></figure>",
             importance(features, &imp, COLOURS[i % COLOURS.len()]),
             esc(&t.metrics.model)
         );
