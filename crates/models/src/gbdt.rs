@@ -375,6 +375,48 @@ impl Ord for ByGain {
 }
 
 const BINS: usize = 256;
+/// Histogram lanes per feature (see `Grower::histogram`).
+const LANES: usize = 4;
+/// Rows per parallel task when partitioning a node's rows.
+const PARTITION_CHUNK: usize = 1 << 14;
+
+/// Partitions `rows` stably, those for which `goes_left` holds first (there
+/// are `n_left` of them), using `tmp` (as long as `rows`); in parallel
+/// chunks for large nodes, with the same result.
+fn partition(rows: &mut [u32], tmp: &mut [u32], n_left: usize, goes_left: impl Fn(u32) -> bool + Sync) {
+    let scatter = |chunk: &[u32], left: &mut [u32], right: &mut [u32]| {
+        let (mut l, mut r) = (0, 0);
+        for &row in chunk {
+            if goes_left(row) {
+                left[l] = row;
+                l += 1;
+            } else {
+                right[r] = row;
+                r += 1;
+            }
+        }
+        debug_assert_eq!((l, r), (left.len(), right.len()));
+    };
+    if rows.len() < 4 * PARTITION_CHUNK {
+        let (left, right) = tmp.split_at_mut(n_left);
+        scatter(rows, left, right);
+        rows.copy_from_slice(tmp);
+        return;
+    }
+    let counts: Vec<usize> =
+        rows.par_chunks(PARTITION_CHUNK).map(|c| c.iter().filter(|&&r| goes_left(r)).count()).collect();
+    let (mut left, mut right) = tmp.split_at_mut(n_left);
+    let mut pieces = Vec::with_capacity(counts.len());
+    for (chunk, &nl) in rows.chunks(PARTITION_CHUNK).zip(&counts) {
+        let (l, rest) = std::mem::take(&mut left).split_at_mut(nl);
+        left = rest;
+        let (r, rest) = std::mem::take(&mut right).split_at_mut(chunk.len() - nl);
+        right = rest;
+        pieces.push((chunk, l, r));
+    }
+    pieces.into_par_iter().for_each(|(chunk, l, r)| scatter(chunk, l, r));
+    rows.par_chunks_mut(PARTITION_CHUNK).zip(tmp.par_chunks(PARTITION_CHUNK)).for_each(|(a, b)| a.copy_from_slice(b));
+}
 
 impl Grower<'_> {
     /// Grows one tree on `gradients`; returns its nodes and, per leaf, its
@@ -412,24 +454,15 @@ impl Grower<'_> {
             }
             let s = o.split.expect("only leaves with a split are queued");
             // partition the rows, stably: left then right
-            let rows = &mut order[o.start..o.end];
             let col = &self.bins[s.feature];
-            let (mut l, mut r) = (0usize, 0usize);
-            let tmp = &mut scratch[o.start..o.end];
-            let right_at = s.n_left as usize;
-            for &row in rows.iter() {
+            let missing_bin = self.missing_bin;
+            let goes_left = |row: u32| {
                 let b = col[row as usize] as usize;
-                let go_left = if b == self.missing_bin { s.missing_left } else { b <= s.bin };
-                if go_left {
-                    tmp[l] = row;
-                    l += 1;
-                } else {
-                    tmp[right_at + r] = row;
-                    r += 1;
-                }
-            }
-            debug_assert_eq!(l, right_at);
-            rows.copy_from_slice(tmp);
+                if b == missing_bin { s.missing_left } else { b <= s.bin }
+            };
+            let l = s.n_left as usize;
+            partition(&mut order[o.start..o.end], &mut scratch[o.start..o.end], l, goes_left);
+            let r = o.end - o.start - l;
             let mid = o.start + l;
             let (ln, rn) = (nodes.len(), nodes.len() + 1);
             let mut missing_left = s.missing_left;
@@ -486,17 +519,46 @@ impl Grower<'_> {
         let ordered: Vec<f32> = if whole { vec![] } else { rows.iter().map(|&r| gradients[r as usize]).collect() };
         hist.par_chunks_mut(BINS).enumerate().for_each(|(f, h)| {
             let col = &self.bins[f];
+            // LANES histograms, row i into lane i % LANES, summed at the
+            // end: rows in the same bin one after the other no longer wait
+            // for each other's update (a fixed order: the same sums on any
+            // number of threads)
+            let mut lanes = [[Bin::default(); BINS]; LANES];
             if whole {
-                for (b, g) in col.iter().zip(gradients) {
-                    let e = &mut h[*b as usize];
+                let mut bins = col.chunks_exact(LANES);
+                let mut grads = gradients.chunks_exact(LANES);
+                for (b, g) in (&mut bins).zip(&mut grads) {
+                    for j in 0..LANES {
+                        let e = &mut lanes[j][b[j] as usize];
+                        e.g += g[j] as f64;
+                        e.n += 1;
+                    }
+                }
+                for (b, g) in bins.remainder().iter().zip(grads.remainder()) {
+                    let e = &mut lanes[0][*b as usize];
                     e.g += *g as f64;
                     e.n += 1;
                 }
             } else {
-                for (r, g) in rows.iter().zip(&ordered) {
-                    let e = &mut h[col[*r as usize] as usize];
+                let mut rs = rows.chunks_exact(LANES);
+                let mut grads = ordered.chunks_exact(LANES);
+                for (r, g) in (&mut rs).zip(&mut grads) {
+                    for j in 0..LANES {
+                        let e = &mut lanes[j][col[r[j] as usize] as usize];
+                        e.g += g[j] as f64;
+                        e.n += 1;
+                    }
+                }
+                for (r, g) in rs.remainder().iter().zip(grads.remainder()) {
+                    let e = &mut lanes[0][col[*r as usize] as usize];
                     e.g += *g as f64;
                     e.n += 1;
+                }
+            }
+            for (b, e) in h.iter_mut().enumerate() {
+                for lane in &lanes {
+                    e.g += lane[b].g;
+                    e.n += lane[b].n;
                 }
             }
         });
@@ -655,6 +717,32 @@ mod tests {
         let one = on(1);
         assert_eq!(one, on(3));
         assert_eq!(one, on(2));
+    }
+
+    #[test]
+    fn a_parallel_partition_is_the_sequential_one() {
+        let n = 300_000u32;
+        let rows: Vec<u32> = (0..n).filter(|r| r % 7 != 3).collect();
+        let goes_left = |r: u32| mix(r as u64) % 3 == 0;
+        let want: Vec<u32> = rows
+            .iter()
+            .copied()
+            .filter(|&r| goes_left(r))
+            .chain(rows.iter().copied().filter(|&r| !goes_left(r)))
+            .collect();
+        let n_left = rows.iter().filter(|&&r| goes_left(r)).count();
+        for len in [10, 5_000, rows.len()] {
+            let mut got = rows[..len].to_vec();
+            let mut tmp = vec![0; len];
+            let nl = rows[..len].iter().filter(|&&r| goes_left(r)).count();
+            partition(&mut got, &mut tmp, nl, goes_left);
+            if len == rows.len() {
+                assert_eq!(nl, n_left);
+                assert_eq!(got, want);
+            }
+            assert!(got[..nl].iter().all(|&r| goes_left(r)) && got[nl..].iter().all(|&r| !goes_left(r)));
+            assert!(got[..nl].windows(2).all(|w| w[0] < w[1]) && got[nl..].windows(2).all(|w| w[0] < w[1]));
+        }
     }
 
     use crate::{Model, Params};
