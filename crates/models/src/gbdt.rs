@@ -723,7 +723,7 @@ mod tests {
     fn a_parallel_partition_is_the_sequential_one() {
         let n = 300_000u32;
         let rows: Vec<u32> = (0..n).filter(|r| r % 7 != 3).collect();
-        let goes_left = |r: u32| mix(r as u64) % 3 == 0;
+        let goes_left = |r: u32| mix(r as u64).is_multiple_of(3);
         let want: Vec<u32> = rows
             .iter()
             .copied()
