@@ -652,7 +652,10 @@ mod tests {
         assert_eq!(t.held_out_loss.len(), t.iterations + 1);
         let m = Model::new("gbdt", "y", x.names().to_vec(), Params::Gbdt(t.ensemble.clone()));
         let (xt, yt) = data(5_000, 2);
-        let got = Metrics::of(&m.predict(&xt), &yt);
+        let predicted = m.predict(&xt);
+        // the packed, blocked evaluation gives predict_row's values exactly
+        assert!((0..xt.rows()).all(|r| predicted[r].to_bits() == m.predict_row(&xt, r).to_bits()));
+        let got = Metrics::of(&predicted, &yt);
         // noise alone gives MAE 0.125; the mean gives about 7
         assert!(got.mae < 0.35, "{got:?}");
         assert!(got.r2 > 0.99, "{got:?}");

@@ -186,7 +186,10 @@ impl Model {
     /// in parallel on the current Rayon pool; the same values in any pool.
     pub fn predict(&self, x: &Matrix) -> Vec<f64> {
         use rayon::prelude::*;
-        (0..x.rows()).into_par_iter().with_min_len(1024).map(|r| self.predict_row(x, r)).collect()
+        match &self.params {
+            Params::Gbdt(e) => e.predict(x),
+            _ => (0..x.rows()).into_par_iter().with_min_len(1024).map(|r| self.predict_row(x, r)).collect(),
+        }
     }
 
     #[inline]
