@@ -125,8 +125,9 @@ fn scatter(predicted: &[f64], actual: &[f64], colour: &str) -> String {
     let max = grid.iter().copied().max().unwrap_or(0).max(1) as f64;
     let px = W / n as f64;
     let mut s = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{w}" viewBox="0 0 {w} {w}">"#,
-        w = W + PAD + 8.0
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 -8 {w} {h}">"#,
+        w = W + PAD + 8.0,
+        h = W + PAD + 16.0
     );
     let _ = write!(s, r##"<rect x="{PAD}" y="0" width="{W}" height="{W}" fill="#fafafa" stroke="#ccc"/>"##);
     for py in 0..n {
