@@ -255,10 +255,8 @@ pub async fn demo(d: &Demo) -> anyhow::Result<String> {
         (vars::THREADS.name, threads.clone()),
     ]);
     fleet_features::Config::from_vars(&parse_vars).context("demo configuration")?;
-    let t1 = Instant::now();
-    let outcomes = fan_out(&fan("feature-parser", parse_vars, d.shards, parallel)).await?;
-    let parse_secs = t1.elapsed().as_secs_f64();
-    let summaries = read_summaries(&output, &run_id, d.shards).await?;
+    let (outcomes, parse_secs, summaries) =
+        fanned(&fan("feature-parser", parse_vars, d.shards, parallel), &output, &run_id).await?;
     let rows: u64 = summaries.iter().flatten().map(|s| s.rows_out).sum();
     let json_mb: f64 = summaries.iter().flatten().map(|s| s.bytes_processed as f64 / 1e6).sum();
     let mut s = format!(
@@ -287,9 +285,7 @@ pub async fn demo(d: &Demo) -> anyhow::Result<String> {
         (vars::THREADS.name, cpus.to_string()),
     ]);
     fleet_trainer::Config::from_vars(&train_vars).context("demo configuration")?;
-    let t2 = Instant::now();
-    let train_outcome = fan_out(&fan("trainer-feeder", train_vars, 1, 1)).await?;
-    let train_secs = t2.elapsed().as_secs_f64();
+    let (train_outcome, train_secs, _) = fanned(&fan("trainer-feeder", train_vars, 1, 1), &trained, &run_id).await?;
     failed(&s, "trainer-feeder", &train_outcome, &logs)?;
     let tloc = Location::parse(&trained)?;
     let metrics: serde_json::Value = serde_json::from_slice(&tloc.get_bytes("models/metrics.json").await?)?;
@@ -322,10 +318,8 @@ pub async fn demo(d: &Demo) -> anyhow::Result<String> {
         (vars::THREADS.name, threads.clone()),
     ]);
     fleet_predictor::Config::from_vars(&pred_vars).context("demo configuration")?;
-    let t3 = Instant::now();
-    let pred_outcomes = fan_out(&fan("batch-predictor", pred_vars, d.shards, parallel)).await?;
-    let pred_secs = t3.elapsed().as_secs_f64();
-    let pred_summaries = read_summaries(&predictions, &run_id, d.shards).await?;
+    let (pred_outcomes, pred_secs, pred_summaries) =
+        fanned(&fan("batch-predictor", pred_vars, d.shards, parallel), &predictions, &run_id).await?;
     let pred_rows: u64 = pred_summaries.iter().flatten().map(|s| s.rows_out).sum();
     s.push_str(&format!(
         "\nbatch-predictor: {} models, {} shards, {} at a time, {:.1} s wall, {:.0} rows/s overall\n\n",
@@ -346,6 +340,19 @@ pub async fn demo(d: &Demo) -> anyhow::Result<String> {
         logs = logs.display()
     ));
     Ok(s)
+}
+
+/// Runs a fan-out: its shards' outcomes, its wall seconds and the shards'
+/// run summaries under `output`.
+async fn fanned(
+    fan: &FanOut,
+    output: &str,
+    run_id: &str,
+) -> anyhow::Result<(Vec<ShardOutcome>, f64, Vec<Option<RunSummary>>)> {
+    let start = Instant::now();
+    let outcomes = fan_out(fan).await?;
+    let secs = start.elapsed().as_secs_f64();
+    Ok((outcomes, secs, read_summaries(output, run_id, fan.shards).await?))
 }
 
 /// The per-model metrics table of `models/metrics.json`.

@@ -377,6 +377,8 @@ impl Ord for ByGain {
 const BINS: usize = 256;
 /// Histogram lanes per feature (see `Grower::histogram`).
 const LANES: usize = 4;
+/// Below this many rows a node's histogram is built without lanes.
+const SMALL_NODE: usize = 4 * BINS;
 /// Rows per parallel task when partitioning a node's rows.
 const PARTITION_CHUNK: usize = 1 << 14;
 
@@ -523,6 +525,15 @@ impl Grower<'_> {
             // end: rows in the same bin one after the other no longer wait
             // for each other's update (a fixed order: the same sums on any
             // number of threads)
+            if !whole && rows.len() < SMALL_NODE {
+                // too few rows for the lanes to pay for clearing and summing them
+                for (r, g) in rows.iter().zip(&ordered) {
+                    let e = &mut h[col[*r as usize] as usize];
+                    e.g += *g as f64;
+                    e.n += 1;
+                }
+                return;
+            }
             let mut lanes = [[Bin::default(); BINS]; LANES];
             if whole {
                 let mut bins = col.chunks_exact(LANES);

@@ -76,11 +76,8 @@ async fn read_targets(uri: &str, counts: &mut JoinCounts) -> Result<HashMap<Box<
         while let Some(batch) = stream.next().await {
             let batch = batch?;
             let pid = column(obj, &batch, ID)?;
-            let age = Matrix::from_batch(&batch, &[TARGET.to_string()]).map_err(|e| TrainError::Column {
-                uri: obj.uri(),
-                column: TARGET,
-                message: e.to_string(),
-            })?;
+            let age = Matrix::from_batch(&batch, &[TARGET.to_string()])
+                .map_err(|source| TrainError::NotNumeric { uri: obj.uri(), source })?;
             let ages = age.column(0);
             counts.targets_rows += batch.num_rows() as u64;
             for (r, &a) in ages.iter().enumerate() {
@@ -126,15 +123,17 @@ async fn open(obj: &InputObject, columns: &[&str]) -> Result<fleet_store::BatchS
 fn column(obj: &InputObject, batch: &RecordBatch, name: &'static str) -> Result<ArrayRef, JobError> {
     let c = batch.column_by_name(name).ok_or_else(|| TrainError::Column {
         uri: obj.uri(),
-        column: name,
-        message: "missing".into(),
+        column: name.into(),
+        message: "is missing; expected a string column (the id both tables are joined on)".into(),
     })?;
     match c.data_type() {
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Ok(c.clone()),
-        t => {
-            Err(TrainError::Column { uri: obj.uri(), column: name, message: format!("is {t}; expected a string") }
-                .into())
+        t => Err(TrainError::Column {
+            uri: obj.uri(),
+            column: name.into(),
+            message: format!("is {t}; expected a string"),
         }
+        .into()),
     }
 }
 
@@ -235,7 +234,12 @@ pub async fn join_and_split(
     let first = objects.first().ok_or_else(|| TrainError::NoFeatures { uri: features_uri.to_string() })?;
     let schema = fleet_store::parquet_schema(first).await?;
     if schema.column_with_name(ID).is_none() {
-        return Err(TrainError::Column { uri: first.uri(), column: ID, message: "missing".into() }.into());
+        return Err(TrainError::Column {
+            uri: first.uri(),
+            column: ID.into(),
+            message: "is missing; expected the pid of each features row".into(),
+        }
+        .into());
     }
     let fields = feature_fields(&schema);
     let names: Vec<String> = fields.iter().map(|f| f.name().clone()).collect();
@@ -271,8 +275,11 @@ pub async fn join_and_split(
                 if batch.column_by_name(n).is_none() {
                     return Err(TrainError::Column {
                         uri: obj.uri(),
-                        column: "a feature",
-                        message: format!("{n} is missing; the first object has it"),
+                        column: n.clone(),
+                        message: format!(
+                            "is missing; expected every features object to have it, as {} does",
+                            first.uri()
+                        ),
                     }
                     .into());
                 }
@@ -312,11 +319,7 @@ pub async fn join_and_split(
                 splits[s].y.extend(y.iter().map(|&a| a as f64));
                 cols.push(Arc::new(Int32Array::from(y)));
                 let part = RecordBatch::try_new(out_schema.clone(), cols)?;
-                splits[s].x.append(&part).map_err(|e| TrainError::Column {
-                    uri: obj.uri(),
-                    column: "a feature",
-                    message: e.to_string(),
-                })?;
+                splits[s].x.append(&part).map_err(|source| TrainError::NotNumeric { uri: obj.uri(), source })?;
                 counts.rows_joined += part.num_rows() as u64;
                 counts.rows_per_split[s] += part.num_rows() as u64;
                 sinks[s].parquet.write(&part).await?;

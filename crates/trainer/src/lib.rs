@@ -72,7 +72,14 @@ pub enum TrainError {
     #[error("FLEET_FEATURES={uri} holds no Parquet file")]
     NoFeatures { uri: String },
     #[error("{uri}: column {column} {message}")]
-    Column { uri: String, column: &'static str, message: String },
+    Column { uri: String, column: String, message: String },
+    /// A feature or the target that is not a number (the cause says which).
+    #[error("{uri}")]
+    NotNumeric {
+        uri: String,
+        #[source]
+        source: ModelError,
+    },
     #[error("writing {key}")]
     Write {
         key: String,

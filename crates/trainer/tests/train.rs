@@ -225,4 +225,28 @@ async fn bad_inputs_are_named() {
     let err = fleet_trainer::train_and_report(cfg).await.unwrap_err();
     assert_eq!(err.exit_code(), 4);
     assert!(fleet_worker::chain(&err).contains("x.jsonl is not a Parquet file"), "{}", fleet_worker::chain(&err));
+
+    // targets whose age is text: the column and the expected type named
+    std::fs::remove_file(tgt.join("x.jsonl")).unwrap();
+    let batch = RecordBatch::try_from_iter([
+        ("pid", std::sync::Arc::new(arrow_array::StringArray::from(vec!["a"])) as arrow_array::ArrayRef),
+        ("actual_age", std::sync::Arc::new(arrow_array::StringArray::from(vec!["forty"])) as _),
+    ])
+    .unwrap();
+    let loc = Location::parse(&format!("{}/", tgt.display())).unwrap();
+    let mut sink =
+        fleet_store::ParquetSink::create(&loc, loc.join("t.parquet").unwrap(), batch.schema(), &Default::default())
+            .unwrap();
+    sink.write(&batch).await.unwrap();
+    sink.close().await.unwrap();
+    let cfg = Config::from_vars([
+        ("FLEET_FEATURES", format!("{}/", feats.display())),
+        ("FLEET_TARGETS", format!("{}/", tgt.display())),
+        ("FLEET_OUTPUT", format!("{}/o/", tmp.path().display())),
+    ])
+    .unwrap();
+    let err = fleet_trainer::train_and_report(cfg).await.unwrap_err();
+    assert_eq!(err.exit_code(), 4);
+    let msg = fleet_worker::chain(&err);
+    assert!(msg.ends_with("t.parquet: feature \"actual_age\" is Utf8View; expected a number or a boolean"), "{msg}");
 }
