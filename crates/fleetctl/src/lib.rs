@@ -6,14 +6,18 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 use fleet_contract::vars;
 use fleet_store::Location;
-use fleet_worker::{Exit, Registered, RunSummary};
-use tracing::{info, warn};
+use fleet_worker::{Registered, RunSummary};
+use tracing::info;
+
+mod fanout;
+pub use fanout::{
+    DEFAULT_RETRIES, EnvVar, FanOut, ShardItem, ShardOutcome, fan_out, is_final, plan, read_manifest, write_plan,
+};
 
 /// The workers `fleetctl <worker>` runs and `fleetctl run <worker>` fans out.
 pub const WORKERS: &[Registered] = &[
@@ -29,12 +33,15 @@ pub fn worker(name: &str) -> Option<&'static Registered> {
 
 /// The settings given on the command line of `matches` (parsed by `cmd`,
 /// a worker's command), as the `FLEET_*` variables a shard process takes;
-/// those from the environment reach the shards by inheritance.
-pub fn given_vars(cmd: clap::Command, matches: &clap::ArgMatches) -> BTreeMap<String, String> {
+/// with `from_env`, those set in the environment too (a plan's shards run
+/// elsewhere and inherit nothing), else they reach the shards by inheritance.
+pub fn given_vars(cmd: clap::Command, matches: &clap::ArgMatches, from_env: bool) -> BTreeMap<String, String> {
+    use clap::parser::ValueSource;
     let mut out = BTreeMap::new();
     for arg in cmd.get_arguments() {
         let (Some(env), id) = (arg.get_env().and_then(|e| e.to_str()), arg.get_id().as_str()) else { continue };
-        if matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+        let source = matches.value_source(id);
+        if (source == Some(ValueSource::CommandLine) || (from_env && source == Some(ValueSource::EnvVariable)))
             && let Ok(Some(v)) = matches.try_get_one::<String>(id)
         {
             out.insert(env.to_string(), v.clone());
@@ -43,100 +50,24 @@ pub fn given_vars(cmd: clap::Command, matches: &clap::ArgMatches) -> BTreeMap<St
     out
 }
 
-/// How to fan out.
-#[derive(Debug, Clone)]
-pub struct FanOut {
-    /// The program and leading arguments that run one shard.
-    pub command: Vec<String>,
-    /// `FLEET_*` values every shard gets besides the environment (index and
-    /// count are set per shard).
-    pub vars: BTreeMap<String, String>,
-    pub shards: u32,
-    /// Shards running at once.
-    pub parallel: usize,
-    /// Extra attempts for a shard that failed with a retryable exit code.
-    pub retries: u32,
-    /// Where each shard's output goes (`<dir>/shard-N.log`); inherited when `None`.
-    pub log_dir: Option<PathBuf>,
+/// Writes text for a person on stderr (the live display, shards' logs).
+fn err_out(s: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(s.as_bytes());
 }
 
-/// How one shard ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShardOutcome {
-    pub index: u32,
-    pub exit_code: i32,
-    pub attempts: u32,
-    pub seconds: u64,
-}
-
-/// Success, or a failure that retrying cannot fix.
-fn is_final(code: i32) -> bool {
-    code == 0 || !Exit::from_code(code).is_retryable()
-}
-
-/// Runs every shard to completion; returns their outcomes in shard order.
-pub async fn fan_out(f: &FanOut) -> anyhow::Result<Vec<ShardOutcome>> {
-    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(f.parallel.max(1)));
-    if let Some(d) = &f.log_dir {
-        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
-    }
-    let mut tasks = Vec::new();
-    for index in 0..f.shards {
-        let (sem, f) = (sem.clone(), f.clone());
-        tasks.push(tokio::spawn(async move {
-            let _permit = sem.acquire_owned().await.expect("semaphore open");
-            let start = Instant::now();
-            let mut attempts = 0;
-            loop {
-                attempts += 1;
-                let code = run_shard(&f, index, attempts).await;
-                if is_final(code) || attempts > f.retries {
-                    return ShardOutcome { index, exit_code: code, attempts, seconds: start.elapsed().as_secs() };
-                }
-                let backoff = Duration::from_secs(1 << (attempts - 1).min(5));
-                warn!(
-                    shard = index,
-                    exit_code = code,
-                    attempt = attempts,
-                    backoff_seconds = backoff.as_secs(),
-                    "Shard failed; retrying."
-                );
-                tokio::time::sleep(backoff).await;
-            }
-        }));
-    }
-    let mut out = Vec::new();
-    for t in tasks {
-        out.push(t.await.context("shard task")?);
-    }
-    Ok(out)
-}
-
-async fn run_shard(f: &FanOut, index: u32, attempt: u32) -> i32 {
-    let mut cmd = tokio::process::Command::new(&f.command[0]);
-    cmd.args(&f.command[1..]);
-    cmd.envs(&f.vars);
-    cmd.env(vars::SHARD_INDEX.name, index.to_string()).env(vars::SHARD_COUNT.name, f.shards.to_string());
-    if let Some(dir) = &f.log_dir {
-        let path = dir.join(format!("shard-{index:05}.log"));
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(&path);
-        match file.and_then(|a| Ok((a.try_clone()?, a))) {
-            Ok((a, b)) => {
-                cmd.stdout(Stdio::from(a)).stderr(Stdio::from(b));
-            }
-            Err(e) => {
-                warn!(path = %path.display(), error = %e, "Cannot open the shard log; inheriting output.");
-            }
+/// The command line that gives `cmd` (a worker's command) these `FLEET_*`
+/// values as flags, to validate a manifest's shard as the worker would.
+pub fn args_from_vars<'a>(cmd: &clap::Command, vars: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<String> {
+    let mut args = vec![cmd.get_name().to_string()];
+    for (k, v) in vars {
+        if let Some(a) = cmd.get_arguments().find(|a| a.get_env().and_then(|e| e.to_str()) == Some(k))
+            && let Some(long) = a.get_long()
+        {
+            args.push(format!("--{long}={v}"));
         }
     }
-    info!(shard = index, attempt, "Starting shard.");
-    match cmd.status().await {
-        Ok(s) => s.code().unwrap_or(1),
-        Err(e) => {
-            warn!(shard = index, error = %e, "Cannot start the shard process.");
-            1
-        }
-    }
+    args
 }
 
 /// Reads the run summaries the shards wrote (any worker's: its own
@@ -163,7 +94,7 @@ pub fn table(outcomes: &[ShardOutcome], summaries: &[Option<RunSummary>]) -> Str
     );
     let (mut rows, mut rej, mut files) = (0u64, 0u64, 0usize);
     for (o, sm) in outcomes.iter().zip(summaries) {
-        let status = Exit::from_code(o.exit_code).name();
+        let status = fleet_worker::Exit::from_code(o.exit_code).name();
         match sm {
             Some(sm) => {
                 rows += sm.rows_out;
@@ -240,9 +171,9 @@ pub async fn demo(d: &Demo) -> anyhow::Result<String> {
         v
     };
     let fan = |worker: &str, vars: BTreeMap<String, String>, shards: u32, parallel: usize| FanOut {
-        command: vec![d.exe.display().to_string(), worker.into()],
-        vars,
-        shards,
+        exe: d.exe.clone(),
+        docker: None,
+        shards: plan(worker, shards, &vars),
         parallel,
         retries: 1,
         log_dir: Some(logs.join(worker)),
@@ -352,7 +283,7 @@ async fn fanned(
     let start = Instant::now();
     let outcomes = fan_out(fan).await?;
     let secs = start.elapsed().as_secs_f64();
-    Ok((outcomes, secs, read_summaries(output, run_id, fan.shards).await?))
+    Ok((outcomes, secs, read_summaries(output, run_id, fan.shards.len() as u32).await?))
 }
 
 /// The per-model metrics table of `models/metrics.json`.

@@ -288,32 +288,70 @@ struct BenchParseArgs {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Fan-out")]
 struct FanOutArgs {
-    /// Shards, one local process each.
+    /// Shards, one local process (or container) each.
     #[arg(long, value_name = "N", default_value_t = 1)]
     shards: u32,
+    #[command(flatten)]
+    local: LocalRun,
+}
+
+/// How a plan runs on this machine.
+#[derive(Debug, Args)]
+struct LocalRun {
     /// Shards running at once [default: the shards, at most the CPUs].
     #[arg(long, value_name = "P")]
     parallel: Option<usize>,
-    /// Extra attempts for a shard that failed with a retryable exit code (1, 143).
-    #[arg(long, default_value_t = 2)]
+    /// Extra attempts for a shard that failed with a retryable exit code (1, 143), as the state machine makes.
+    #[arg(long, default_value_t = fleetctl::DEFAULT_RETRIES)]
     retries: u32,
-    /// Each shard's output goes to <DIR>/shard-NNNNN.log [default: inherited].
+    /// Each shard's log goes to <DIR>/shard-NNNNN.log [default: a folder under the system's temporary
+    /// folder on a terminal, with a live line per shard; stderr otherwise].
     #[arg(long, value_name = "DIR")]
     log_dir: Option<PathBuf>,
+    /// Run each shard as a container of this image (`docker run --read-only --network host IMAGE <worker>`)
+    /// instead of a process; the data must be on S3 (AWS_* settings are passed on).
+    #[arg(long, value_name = "IMAGE")]
+    docker: Option<String>,
+}
+
+// `fleetctl plan <worker>`'s own options.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Plan")]
+struct PlanArgs {
+    /// Shards: items of the manifest, tasks of the Distributed Map.
+    #[arg(long, value_name = "N")]
+    shards: u32,
+    /// Where manifest.json and execution-input.json go (s3://bucket/runs/<run>/ for the state machine).
+    #[arg(long, value_name = "URI")]
+    out: String,
 }
 
 /// The whole command line: the derived commands, every worker as a
-/// subcommand of its own, and `run <worker>`.
+/// subcommand of its own, `run <worker>`, `run --manifest` and `plan <worker>`.
 fn command() -> clap::Command {
-    let mut run = clap::Command::new("run")
-        .about("Fan out N shards of a worker as local processes, P at a time, retrying failed shards with backoff, as the Step Functions state machine does with ECS tasks; then register the table in Glue when FLEET_GLUE_DATABASE or FLEET_GLUE_TABLE is set")
+    let mut run = LocalRun::augment_args(
+        clap::Command::new("run")
+            .about("Fan out N shards of a worker (or the shards of a manifest) as local processes or containers, P at a time, retrying failed shards with backoff as the Step Functions state machine does; then register the table in Glue when FLEET_GLUE_DATABASE or FLEET_GLUE_TABLE is set")
+            .arg(
+                clap::Arg::new("manifest")
+                    .long("manifest")
+                    .value_name("URI")
+                    .help("Run the shards of a manifest written by `fleetctl plan` (a path or s3:// URI)"),
+            )
+            .subcommand_negates_reqs(true)
+            .args_conflicts_with_subcommands(true),
+    );
+    let mut plan = clap::Command::new("plan")
+        .about("Write the shard manifest the state machine's Distributed Map reads (one item per shard with its FLEET_* values), and the execution input beside it")
         .subcommand_required(true);
     for w in fleetctl::WORKERS {
         let worker = (w.command)().bin_name(format!("fleetctl run {}", w.name));
         let about = format!("Fan out {} shards as local processes: {}", w.name, w.about);
         run = run.subcommand(FanOutArgs::augment_args(worker).about(about));
+        let worker = (w.command)().bin_name(format!("fleetctl plan {}", w.name));
+        plan = plan.subcommand(PlanArgs::augment_args(worker).about(format!("Plan {} shards: {}", w.name, w.about)));
     }
-    let mut cmd = Cli::command().subcommand(run);
+    let mut cmd = Cli::command().subcommand(run).subcommand(plan);
     for w in fleetctl::WORKERS {
         cmd = cmd.subcommand((w.command)().about(format!("Run one {} shard in this process: {}", w.name, w.about)));
     }
@@ -336,6 +374,7 @@ fn main() -> ExitCode {
     fleet_worker::init_tracing_stderr(LogFormat::Auto);
     let result = match matches.subcommand() {
         Some(("run", m)) => run_cmd(m),
+        Some(("plan", m)) => plan_cmd(m),
         _ => Cli::from_arg_matches(&matches).map_err(anyhow::Error::from).and_then(|cli| dispatch(cli.command)),
     };
     match result {
@@ -516,36 +555,66 @@ fn cleanup_cmd(a: CleanupArgs) -> anyhow::Result<String> {
     Ok(s)
 }
 
-/// `fleetctl run <worker> --shards N ...`: the worker's settings are
-/// validated here (exit 2 before any shard runs), then each shard gets
-/// those given on the command line as variables, its index and count, and
-/// the run id.
+/// `fleetctl run <worker> --shards N ...` or `fleetctl run --manifest URI`:
+/// the worker's settings are validated here (exit 2 before any shard runs),
+/// then each shard gets its variables, its index and count, and the run id.
 fn run_cmd(m: &ArgMatches) -> anyhow::Result<String> {
-    let (name, wm) = m.subcommand().expect("a worker is required");
-    let w = fleetctl::worker(name).expect("only registered workers are subcommands");
-    let fan_args = FanOutArgs::from_arg_matches(wm)?;
-    let checked = (w.check)(wm)?;
+    let rt = runtime()?;
+    let (items, local) = match m.subcommand() {
+        Some((name, wm)) => {
+            let w = fleetctl::worker(name).expect("only registered workers are subcommands");
+            let fan_args = FanOutArgs::from_arg_matches(wm)?;
+            let checked = (w.check)(wm)?;
+            let mut vars = fleetctl::given_vars((w.command)(), wm, fan_args.local.docker.is_some());
+            // every shard gets the same run id
+            vars.insert(vars::RUN_ID.name.into(), checked.common.run_id.clone());
+            (fleetctl::plan(name, fan_args.shards, &vars), fan_args.local)
+        }
+        None => {
+            let uri =
+                m.get_one::<String>("manifest").ok_or_else(|| Usage("a worker or --manifest is required".into()))?;
+            (rt.block_on(fleetctl::read_manifest(uri))?, LocalRun::from_arg_matches(m)?)
+        }
+    };
+    // each shard validated as the worker will (the manifest's and the environment's values)
+    let mut checked = None;
+    for item in &items {
+        let w = fleetctl::worker(&item.worker)
+            .ok_or_else(|| Usage(format!("shard {}: no worker called {:?}", item.index, item.worker)))?;
+        let cmd = (w.command)();
+        let args = fleetctl::args_from_vars(&cmd, item.environment.iter().map(|e| (e.name.as_str(), e.value.as_str())));
+        let wm = cmd.try_get_matches_from(args).map_err(|e| Usage(format!("shard {}: {e}", item.index)))?;
+        checked.get_or_insert((w.check)(&wm)?);
+    }
+    let checked = checked.expect("a plan has shards");
     let table = checked.table.clone();
     #[cfg(not(feature = "aws"))]
     if table.as_ref().is_some_and(|t| t.glue.register) {
         bail!(without_aws("run with FLEET_GLUE_DATABASE or FLEET_GLUE_TABLE set"));
     }
-    let mut vars = fleetctl::given_vars((w.command)(), wm);
-    let shards = fan_args.shards;
-    // every shard gets the same run id
-    vars.insert(vars::RUN_ID.name.into(), checked.common.run_id.clone());
-    let parallel = fan_args.parallel.unwrap_or((shards as usize).min(fleet_contract::available_cpus()));
+    if local.docker.is_some() && !checked.common.output.starts_with("s3://") {
+        bail!(Usage(format!(
+            "--docker: {}={} is not on S3; containers reach data over S3 (MinIO or any S3-compatible server works)",
+            vars::OUTPUT.name,
+            checked.common.output
+        )));
+    }
+    let shards = items.len() as u32;
+    let log_dir = local.log_dir.clone().or_else(|| {
+        std::io::IsTerminal::is_terminal(&std::io::stderr())
+            .then(|| std::env::temp_dir().join(format!("fleet-{}", checked.common.run_id)))
+    });
     let fan = fleetctl::FanOut {
-        command: vec![fleetctl::current_exe()?.display().to_string(), name.to_string()],
-        vars,
-        shards,
-        parallel,
-        retries: fan_args.retries,
-        log_dir: fan_args.log_dir,
+        exe: fleetctl::current_exe()?,
+        docker: local.docker.clone(),
+        shards: items,
+        parallel: local.parallel.unwrap_or((shards as usize).min(fleet_contract::available_cpus())),
+        retries: local.retries,
+        log_dir: log_dir.clone(),
     };
     let output = checked.common.output.clone();
     let run_id = checked.common.run_id.clone();
-    runtime()?.block_on(async {
+    rt.block_on(async {
         let outcomes = fleetctl::fan_out(&fan).await?;
         let failed = outcomes.iter().any(|o| o.exit_code != 0);
         let summaries = match fleetctl::read_summaries(&output, &run_id, shards).await {
@@ -557,7 +626,10 @@ fn run_cmd(m: &ArgMatches) -> anyhow::Result<String> {
             }
             Err(e) => return Err(e),
         };
-        let text = fleetctl::table(&outcomes, &summaries);
+        let mut text = fleetctl::table(&outcomes, &summaries);
+        if let Some(d) = &log_dir {
+            text.push_str(&format!("logs: {}/shard-NNNNN.log\n", d.display()));
+        }
         if let Some(bad) = outcomes.iter().find(|o| o.exit_code != 0) {
             bail!(
                 "{text}shard {} failed for good with exit code {} after {} attempt(s); nothing registered in Glue",
@@ -577,6 +649,39 @@ fn run_cmd(m: &ArgMatches) -> anyhow::Result<String> {
         drop(table);
         Ok(text)
     })
+}
+
+/// `fleetctl plan <worker> --shards N --out URI ...`: the settings (flags and
+/// `FLEET_*` variables of this environment) validated, one manifest item per
+/// shard, and the execution input of the state machine.
+fn plan_cmd(m: &ArgMatches) -> anyhow::Result<String> {
+    let (name, wm) = m.subcommand().expect("a worker is required");
+    let w = fleetctl::worker(name).expect("only registered workers are subcommands");
+    let args = PlanArgs::from_arg_matches(wm)?;
+    if args.shards == 0 {
+        bail!(Usage("--shards: expected at least 1".into()));
+    }
+    let checked = (w.check)(wm)?;
+    let mut settings = fleetctl::given_vars((w.command)(), wm, true);
+    settings.insert(vars::RUN_ID.name.into(), checked.common.run_id.clone());
+    let items = fleetctl::plan(name, args.shards, &settings);
+    let finalize = checked.table.as_ref().filter(|t| t.glue.register).map(|t| {
+        [
+            (vars::OUTPUT.name, checked.common.output.clone()),
+            (vars::GLUE_DATABASE.name, t.glue.database.clone()),
+            (vars::GLUE_TABLE.name, t.glue.table.clone()),
+            (vars::GLUE_PARTITION_PROJECTION.name, t.glue.projection.to_string()),
+        ]
+        .into_iter()
+        .map(|(n, v)| fleetctl::EnvVar { name: n.to_string(), value: v })
+        .collect()
+    });
+    let (manifest, input) = runtime()?.block_on(fleetctl::write_plan(&args.out, &items, finalize))?;
+    Ok(format!(
+        "{} shards of {name}, run {}\n  manifest         {manifest}\n  execution input  {input}\n\nRun it here:          fleetctl run --manifest {manifest} --parallel 4\nRun it on AWS:        fleetctl aws start --state-machine <arn> --input {input}\n",
+        items.len(),
+        checked.common.run_id
+    ))
 }
 
 #[allow(clippy::print_stdout, reason = "fleetctl prints its results")]

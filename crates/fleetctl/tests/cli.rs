@@ -93,6 +93,42 @@ fn run_fans_out_and_fails_for_good_on_bad_configuration() {
     ]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("FLEET_REFERENCE_DATE"), "{err}");
+
+    // the same shards as a plan: the manifest the state machine reads, run here
+    let plan = format!("{base}/runs/p1/");
+    let planned = format!("{base}/planned/");
+    let (code, out, err) = fleetctl(&[
+        "plan",
+        "feature-parser",
+        "--shards",
+        "3",
+        "--out",
+        &plan,
+        "--input",
+        &input,
+        "--output",
+        &planned,
+        "--run-id",
+        "p1",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("3 shards of feature-parser, run p1"), "{out}");
+    let manifest = format!("{plan}manifest.json");
+    let (code, out, err) = fleetctl(&["run", "--manifest", &manifest, "--parallel", "2"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let total = out.lines().find(|l| l.trim_start().starts_with("total")).unwrap();
+    assert_eq!(total.split_whitespace().nth(1), Some("3000"), "{out}");
+    for i in 0..3 {
+        let marker = format!("{base}/planned/dt=2025-07-01/_commits/shard-0000{i}-of-00003.json");
+        assert!(std::path::Path::new(&marker).exists(), "{marker}");
+    }
+    // a manifest's bad value is refused before any shard runs
+    let text = std::fs::read_to_string(&manifest).unwrap().replace("2025-07-01", "2025-13-01");
+    let text = text.replace("\"FLEET_RUN_ID\"", "\"FLEET_REFERENCE_DATE\"");
+    std::fs::write(&manifest, text).unwrap();
+    let (code, _, err) = fleetctl(&["run", "--manifest", &manifest]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("FLEET_REFERENCE_DATE"), "{err}");
 }
 
 #[test]
