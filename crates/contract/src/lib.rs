@@ -242,6 +242,9 @@ pub enum ConfigError {
         "FLEET_OUTPUT={output} is inside FLEET_INPUT={input}: the output would be read back as input; choose an output outside the input prefix"
     )]
     OutputInsideInput { input: String, output: String },
+    /// Settings this build cannot honour.
+    #[error("{what} are set, but {reason}")]
+    Unsupported { what: &'static str, reason: &'static str },
     /// The command line could not be parsed (clap's message).
     #[error("{0}")]
     CommandLine(String),

@@ -148,3 +148,23 @@ fn the_s3_server_stopping_mid_run_fails_cleanly_without_a_commit_marker() {
     assert!(log.contains("Run failed."), "{log}");
     assert!(!features.join("dt=2025-07-01/_commits").exists(), "no commit marker");
 }
+
+/// This binary has no AWS SDK: asked to register in Glue, it refuses at
+/// start rather than end without the table a user expects.
+#[test]
+fn glue_settings_are_refused_by_a_binary_that_cannot_reach_glue() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (input, output) = (format!("{}/raw/", tmp.path().display()), format!("{}/out/", tmp.path().display()));
+    for var in ["FLEET_GLUE_DATABASE", "FLEET_GLUE_TABLE"] {
+        let o = run(&[("FLEET_INPUT", &input), ("FLEET_OUTPUT", &output), (var, "lake")], &[]);
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        assert!(
+            text(&o).contains(
+                "FLEET_GLUE_DATABASE and FLEET_GLUE_TABLE are set, but this binary was built without the AWS SDK"
+            ),
+            "{}",
+            text(&o)
+        );
+        assert!(!tmp.path().join("out").exists(), "nothing was written");
+    }
+}

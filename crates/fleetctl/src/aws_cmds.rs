@@ -105,6 +105,20 @@ pub fn catalog(c: CatalogCommand) -> anyhow::Result<String> {
 
 /// Creates or evolves the Glue table of `location` from its committed data
 /// and registers its complete partitions (the finalize step of a run).
+/// Glue as the catalog the shards of this process register their table in.
+#[derive(Debug)]
+pub struct GlueCatalog;
+
+impl fleet_worker::Catalog for GlueCatalog {
+    fn register<'a>(
+        &'a self,
+        output: &'a str,
+        glue: &'a GlueTarget,
+    ) -> futures::future::BoxFuture<'a, Result<String, String>> {
+        Box::pin(async move { sync(output, glue, false).await.map_err(|e| format!("{e:#}")) })
+    }
+}
+
 pub async fn sync(location: &str, target: &GlueTarget, projection: bool) -> anyhow::Result<String> {
     let g = Glue::from_env().await?;
     let opts = SyncOptions {

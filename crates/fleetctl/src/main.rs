@@ -360,6 +360,9 @@ fn command() -> clap::Command {
 
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
+    // a shard that completes a partition registers the table in Glue itself
+    #[cfg(feature = "aws")]
+    fleet_worker::set_catalog(Box::new(aws_cmds::GlueCatalog));
     // `fleetctl <worker> ...` is the worker itself, with its own command line.
     if let Some(w) = args.get(1).and_then(|a| a.to_str()).and_then(fleetctl::worker) {
         return (w.main)(args[1..].to_vec());

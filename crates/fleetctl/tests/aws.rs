@@ -41,8 +41,9 @@ fn run_registers_the_table_and_its_partition_and_the_catalog_commands_read_it_ba
         &[("FLEET_GLUE_DATABASE", &db)],
     );
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains(&format!("created Glue table {db}.features\n")), "{out}");
-    assert!(out.contains("registered  dt=2025-07-01\n"), "{out}");
+    // the shard that completed the partition registered it; the finalize step after the fan-out finds it done
+    assert!(err.contains("Registered in Glue."), "{err}");
+    assert!(out.ends_with(&format!("Glue table {db}.features is up to date\nalready     dt=2025-07-01\n")), "{out}");
 
     let (code, out, err) = fleetctl(&["catalog", "show", "--database", &db, "--table", "features"], &[]);
     assert_eq!(code, 0, "{err}");
@@ -69,6 +70,50 @@ fn run_registers_the_table_and_its_partition_and_the_catalog_commands_read_it_ba
     let (code, _, err) = fleetctl(&["catalog", "show", "--database", &db, "--table", "features"], &[]);
     assert_eq!(code, 1);
     assert!(err.contains(&format!("Glue table {db}.features does not exist")), "{err}");
+}
+
+/// A one-off shard (`aws ecs run-task`) ends with a queryable table: the
+/// shard that completes the partition registers it, without a finalize step.
+#[test]
+fn the_shard_that_completes_a_partition_registers_it_in_glue() {
+    let Some(b) = servers("fleet-cli-oneoff") else { return };
+    let db = database("oneoff");
+    let (code, out, err) = fleetctl(&["gen", "--out", &format!("s3://{b}"), "--rows", "1200", "--files", "2"], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let features = format!("s3://{b}/features/");
+    let input = format!("s3://{b}/raw/");
+    let shard = |index: &str| {
+        fleetctl(
+            &["feature-parser"],
+            &[
+                ("FLEET_INPUT", &input),
+                ("FLEET_OUTPUT", &features),
+                ("FLEET_GLUE_DATABASE", &db),
+                ("FLEET_GLUE_TABLE", "oneoff"),
+                ("FLEET_SHARD_INDEX", index),
+                ("FLEET_SHARD_COUNT", "2"),
+                ("FLEET_RUN_ID", "oneoff"),
+            ],
+        )
+    };
+    let (code, out, err) = shard("1");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("Partition not complete yet"), "{out}");
+    let (code, _, _) = fleetctl(&["catalog", "show", "--database", &db, "--table", "oneoff"], &[]);
+    assert_eq!(code, 1, "one shard of two: nothing registered yet");
+    let (code, out, err) = shard("0");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("Registered in Glue."), "{out}");
+    let (code, out, err) = fleetctl(&["catalog", "show", "--database", &db, "--table", "oneoff"], &[]);
+    assert_eq!(code, 0, "{err}");
+    let shown: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(shown["RegisteredPartitions"], 1);
+    assert_eq!(shown["TableInput"]["StorageDescriptor"]["Location"], features);
+    // the shard again (a retry): still one partition, still exit 0
+    let (code, out, err) = shard("0");
+    assert_eq!(code, 0, "{out}{err}");
+    let (_, out, _) = fleetctl(&["catalog", "show", "--database", &db, "--table", "oneoff"], &[]);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["RegisteredPartitions"], 1);
 }
 
 #[test]

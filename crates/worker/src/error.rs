@@ -22,6 +22,10 @@ pub enum JobError {
     RejectThreshold { rows_rejected: u64, rows: u64, ratio: f64, max: f64 },
     #[error(transparent)]
     Worker(Classified),
+    /// Registering the committed table in the catalog (Glue) failed; the
+    /// data is committed, a retry registers it.
+    #[error("{0}")]
+    Catalog(String),
     /// The machinery itself: a thread pool that would not start, a task
     /// that panicked.
     #[error("{0}")]
@@ -40,7 +44,7 @@ impl JobError {
             JobError::Store(e) => Exit::of_store(e),
             JobError::RejectThreshold { .. } => Exit::RejectThreshold,
             JobError::Worker(c) => c.exit,
-            JobError::Arrow(_) | JobError::Internal(_) => Exit::Retryable,
+            JobError::Arrow(_) | JobError::Catalog(_) | JobError::Internal(_) => Exit::Retryable,
         }
     }
 

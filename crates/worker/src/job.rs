@@ -180,7 +180,7 @@ impl Job {
             threads = self.common.threads,
             "Shard assigned."
         );
-        let glue = &plan.table.glue;
+        let glue = plan.table.glue.clone();
         let table_input = fleet_catalog::table_input(
             &glue.database,
             &glue.table,
@@ -197,7 +197,44 @@ impl Job {
         drop(reporter);
         let outcome = result?;
         self.put_json(&layout::table_input_key(&self.common.run_id), &table_input).await?;
-        self.finish(outcome, metrics).await
+        let committed = outcome.partitions.clone();
+        let summary = self.finish(outcome, metrics).await?;
+        if glue.register {
+            self.register(&glue, &committed).await?;
+        }
+        Ok(summary)
+    }
+
+    /// After the commit: when one of `partitions` is complete (every shard
+    /// committed), registers the table and its complete partitions in the
+    /// catalog; the shard that completes a partition does it, and a one-off
+    /// run ends with a queryable table. An error is retryable: the data is
+    /// committed, and a retry commits it again and registers.
+    pub async fn register(&self, glue: &fleet_contract::GlueTarget, partitions: &[Partition]) -> Result<(), JobError> {
+        let Some(catalog) = crate::catalog() else {
+            return Err(JobError::Internal("FLEET_GLUE_* set without a catalog (refused at start)".into()));
+        };
+        let uri = self.output.uri();
+        let committed = fleet_catalog::committed_partitions(&uri).await.map_err(|e| {
+            JobError::Catalog(format!("reading the commit markers under {uri} to register the table: {e}"))
+        })?;
+        let mine: Vec<String> = partitions.iter().map(Partition::path).collect();
+        let complete = committed.iter().filter(|c| mine.contains(&c.partition.path()) && c.is_complete()).count();
+        if complete == 0 {
+            info!(
+                database = %glue.database,
+                table = %glue.table,
+                partition = %mine.join(","),
+                "Partition not complete yet; the shard that completes it registers it in Glue."
+            );
+            return Ok(());
+        }
+        let done = catalog
+            .register(&uri, glue)
+            .await
+            .map_err(|e| JobError::Catalog(format!("registering {}.{} in Glue: {e}", glue.database, glue.table)))?;
+        info!(database = %glue.database, table = %glue.table, registered = %done.trim_end().replace('\n', "; "), "Registered in Glue.");
+        Ok(())
     }
 
     /// The end of the commit protocol: writes the run summary; then, unless

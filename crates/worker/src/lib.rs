@@ -69,6 +69,42 @@ pub use job::{Job, Outcome, Progress, RejectsWritten, Reporter};
 pub use pipeline::{Cut, Plan, ReadBatches, RejectsPlan, Source, Transform, Transformed};
 pub use summary::{RunSummary, fargate_cost, peak_rss_bytes};
 
+/// Registers what shards committed in a catalog: fleetctl's build with the
+/// AWS SDK sets Glue ([`set_catalog`]); a worker binary without one refuses
+/// `FLEET_GLUE_DATABASE` and `FLEET_GLUE_TABLE` at start (exit 2).
+pub trait Catalog: Send + Sync + 'static {
+    /// Creates or evolves the table at `output` and registers its
+    /// partitions whose shards have all committed (idempotent); returns what
+    /// it did, for the log.
+    fn register<'a>(
+        &'a self,
+        output: &'a str,
+        glue: &'a fleet_contract::GlueTarget,
+    ) -> futures::future::BoxFuture<'a, Result<String, String>>;
+}
+
+static CATALOG: std::sync::OnceLock<Box<dyn Catalog>> = std::sync::OnceLock::new();
+
+/// Sets the catalog the shards of this process register their table in.
+pub fn set_catalog(catalog: Box<dyn Catalog>) {
+    let _ = CATALOG.set(catalog);
+}
+
+/// The catalog set by [`set_catalog`].
+pub fn catalog() -> Option<&'static dyn Catalog> {
+    CATALOG.get().map(|c| c.as_ref())
+}
+
+/// The refusal of Glue settings by a binary that cannot reach Glue.
+fn without_catalog(table: Option<&Table>) -> Option<ConfigError> {
+    (table.is_some_and(|t| t.glue.register) && catalog().is_none()).then(|| ConfigError::Unsupported {
+        what: "FLEET_GLUE_DATABASE and FLEET_GLUE_TABLE",
+        reason: "this binary was built without the AWS SDK and cannot reach Glue; run the fleet image or \
+                 `fleetctl <worker>` (built with --features aws), or unset them and run \
+                 `fleetctl catalog sync` after the run",
+    })
+}
+
 /// A fleet worker: what it is called, what it takes and what it does.
 pub trait Worker: Sized + 'static {
     /// The binary's name and `fleetctl`'s subcommand (`feature-parser`).
@@ -130,7 +166,10 @@ pub fn main_with_args<W: Worker>(bin: &str, args: impl IntoIterator<Item = OsStr
             return ExitCode::from(e.exit_code() as u8);
         }
     };
-    let config = match Cli::<W::Args>::from_matches(&matches).and_then(W::configure) {
+    let config = match Cli::<W::Args>::from_matches(&matches)
+        .and_then(W::configure)
+        .and_then(|c| without_catalog(W::table(&c)).map_or(Ok(c), Err))
+    {
         Ok(c) => c,
         Err(e) => {
             init_tracing(LogFormat::Auto);
