@@ -14,8 +14,12 @@
 //! - [`athena::Athena`]: run a query, poll it with backoff and a timeout,
 //!   page through its results (or read the result object from S3), export
 //!   them to JSONL or Parquet, and price it.
+//! - `fleet` (feature `fleet`): one-off ECS tasks with a shard's settings as
+//!   container overrides, and executions of the fan-out state machine.
 
 pub mod athena;
+#[cfg(feature = "fleet")]
+pub mod fleet;
 pub mod glue;
 
 use std::time::Duration;

@@ -277,3 +277,83 @@ pub fn cleanup_tables(
         Ok(s)
     })
 }
+
+/// `fleetctl aws run-task|start|status` (ECS and Step Functions).
+#[cfg(feature = "fleet")]
+pub fn fleet(c: super::AwsCommand) -> anyhow::Result<String> {
+    use fleet_aws::fleet::{Ecs, StepFunctions, TaskPlacement};
+
+    use super::AwsCommand;
+    let rt = runtime()?;
+    match c {
+        AwsCommand::RunTask(a) => {
+            let placement = TaskPlacement {
+                cluster: a.cluster,
+                task_definition: a.task_definition,
+                subnets: a.subnets,
+                security_groups: a.security_groups,
+                assign_public_ip: a.assign_public_ip,
+                capacity_provider: a.capacity_provider,
+            };
+            rt.block_on(async {
+                let shards: Vec<(String, Vec<(String, String)>)> = match &a.manifest {
+                    Some(uri) => fleetctl::read_manifest(uri)
+                        .await?
+                        .into_iter()
+                        .map(|i| {
+                            let env = i.environment.into_iter().map(|e| (e.name, e.value)).collect();
+                            (format!("shard {} of {}", i.index, i.count), env)
+                        })
+                        .collect(),
+                    None => vec![("task".to_string(), super::pairs("-e", &a.env)?)],
+                };
+                let ecs = Ecs::from_env().await?;
+                let mut s = String::new();
+                for (what, env) in shards {
+                    let t = ecs
+                        .run_task(&placement, &env, "fleetctl")
+                        .await
+                        .with_context(|| format!("{s}starting {what}"))?;
+                    s.push_str(&format!("{what}: {}\n", t.arn));
+                }
+                s.push_str(&format!(
+                    "logs: the task definition's awslogs group; status: aws ecs describe-tasks --cluster {} --tasks <arn>\n",
+                    placement.cluster
+                ));
+                Ok(s)
+            })
+        }
+        AwsCommand::Start(a) => rt.block_on(async {
+            let loc = fleet_store::Location::parse(&a.input)?;
+            let bytes = loc.get_path(loc.path()).await?;
+            let input: serde_json::Value = serde_json::from_slice(&bytes)
+                .with_context(|| format!("{}: expected the execution input `fleetctl plan` writes", a.input))?;
+            if input["manifest"]["Bucket"].as_str().is_none_or(str::is_empty) {
+                bail!(Usage(format!(
+                    "{}: the manifest is not on S3 ({}); plan with --out s3://<bucket>/runs/<run>/ for the state machine",
+                    a.input, input["manifest"]
+                )));
+            }
+            let name = match a.name.or_else(|| input["run_id"].as_str().map(str::to_string)) {
+                Some(n) => n,
+                None => bail!(Usage("--name is required (the input names no run id)".into())),
+            };
+            let sf = StepFunctions::from_env().await?;
+            let e = sf.start(&a.state_machine, &name, &serde_json::to_string(&input)?).await?;
+            Ok(format!(
+                "started {} ({}), {} worker over s3://{}/{}\nstatus: fleetctl aws status --execution {}\n",
+                e.arn,
+                e.status,
+                input["worker"].as_str().unwrap_or("batch-predictor"),
+                input["manifest"]["Bucket"].as_str().unwrap_or_default(),
+                input["manifest"]["Key"].as_str().unwrap_or_default(),
+                e.arn
+            ))
+        }),
+        AwsCommand::Status { execution } => rt.block_on(async {
+            let e = StepFunctions::from_env().await?.describe(&execution).await?;
+            Ok(format!("{} {}\n", e.arn, e.status))
+        }),
+        AwsCommand::TaskDefinition(_) => unreachable!("handled without the SDK"),
+    }
+}

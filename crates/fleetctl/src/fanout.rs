@@ -91,8 +91,10 @@ pub async fn write_plan(
     let results_uri = format!("{}/", loc.child("results")?.uri());
     let (mb, mk) = bucket_key(&manifest_uri);
     let (rb, rp) = bucket_key(&results_uri);
+    let run_id = items[0].environment.iter().find(|e| e.name == vars::RUN_ID.name).map(|e| e.value.clone());
     let mut input = serde_json::json!({
         "worker": worker,
+        "run_id": run_id,
         "manifest": {"Bucket": mb, "Key": mk},
         "results": {"Bucket": rb, "Prefix": rp},
     });

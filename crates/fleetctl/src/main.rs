@@ -49,6 +49,9 @@ enum Command {
     Athena(Box<AthenaCommand>),
     /// Delete the temporary prefixes (and Glue tables) of past runs, never the protected ones.
     Cleanup(CleanupArgs),
+    /// The fleet on AWS: one-off ECS tasks, executions of the fan-out state machine, task definitions.
+    #[command(subcommand)]
+    Aws(AwsCommand),
     /// The parse-only ceiling: simd-json over the JSON cells of a raw table, held in memory.
     BenchParse(BenchParseArgs),
 }
@@ -271,6 +274,72 @@ struct CleanupArgs {
     execute: bool,
 }
 
+#[derive(Debug, Subcommand)]
+enum AwsCommand {
+    /// Run one task of a fleet task definition (`aws ecs run-task`), or one per shard of a manifest
+    /// (`fleetctl plan`), with the FLEET_* values as overrides of the `worker` container; prints the task ARNs.
+    RunTask(RunTaskArgs),
+    /// Start the fan-out state machine (infra/fleet.template.json) with the execution input `fleetctl plan` wrote.
+    Start(StartArgs),
+    /// An execution's status.
+    Status {
+        /// The execution ARN `fleetctl aws start` printed.
+        #[arg(long)]
+        execution: String,
+    },
+    /// Print a task definition of task-definitions/ with its ${...} placeholders filled, for
+    /// `aws ecs register-task-definition --cli-input-json file://...`; a placeholder left unfilled is an error.
+    TaskDefinition(TaskDefinitionArgs),
+}
+
+#[derive(Debug, Args)]
+struct RunTaskArgs {
+    #[arg(long)]
+    cluster: String,
+    /// A task definition family[:revision] or ARN.
+    #[arg(long)]
+    task_definition: String,
+    /// Subnets of the task (awsvpc), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    subnets: Vec<String>,
+    /// Security groups of the task, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    security_groups: Vec<String>,
+    #[arg(long)]
+    assign_public_ip: bool,
+    /// FARGATE or FARGATE_SPOT as the capacity provider [default: the launch type FARGATE, on demand].
+    #[arg(long, value_parser = ["FARGATE", "FARGATE_SPOT"])]
+    capacity_provider: Option<String>,
+    /// One task per shard of this manifest, with the shard's values.
+    #[arg(long, value_name = "URI", conflicts_with = "env")]
+    manifest: Option<String>,
+    /// A value for the container, NAME=VALUE (repeatable), e.g. -e FLEET_INPUT=s3://lake/raw/.
+    #[arg(short = 'e', long = "env", value_name = "NAME=VALUE")]
+    env: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct StartArgs {
+    /// The state machine's ARN (the stack's StateMachineArn output).
+    #[arg(long)]
+    state_machine: String,
+    /// The execution input `fleetctl plan` wrote (<out>/execution-input.json), a path or s3:// URI.
+    #[arg(long, value_name = "URI")]
+    input: String,
+    /// The execution's name [default: the plan's run id].
+    #[arg(long)]
+    name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct TaskDefinitionArgs {
+    /// A file of task-definitions/.
+    file: PathBuf,
+    /// A placeholder's value, NAME=VALUE (repeatable): Image, ExecutionRoleArn, TaskRoleArn, LogGroup, Region, Bucket, GlueDatabase.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    set: Vec<String>,
+}
+
 #[derive(Debug, Args)]
 struct BenchParseArgs {
     /// The raw table.
@@ -410,6 +479,15 @@ fn dispatch(command: Command) -> anyhow::Result<String> {
         Command::Catalog(c) => catalog_cmd(c),
         Command::Athena(a) => athena_cmd(*a),
         Command::Cleanup(a) => cleanup_cmd(a),
+        Command::Aws(AwsCommand::TaskDefinition(a)) => task_definition_cmd(a),
+        #[cfg(feature = "fleet")]
+        Command::Aws(c) => aws_cmds::fleet(c),
+        #[cfg(not(feature = "fleet"))]
+        Command::Aws(_) => bail!(Usage(
+            "`fleetctl aws run-task|start|status` call ECS and Step Functions, and this fleetctl was built without them; \
+             build it with `cargo build --release -p fleetctl --features fleet`"
+                .into()
+        )),
         Command::BenchParse(a) => {
             let threads = a.threads.unwrap_or_else(fleet_contract::available_cpus);
             runtime()?.block_on(fleetctl::bench_parse(&a.input, threads, a.max_mb * 1_000_000))
@@ -652,6 +730,38 @@ fn run_cmd(m: &ArgMatches) -> anyhow::Result<String> {
         drop(table);
         Ok(text)
     })
+}
+
+/// `NAME=VALUE` pairs of a repeatable flag.
+pub(crate) fn pairs(flag: &str, items: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    items
+        .iter()
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| Usage(format!("{flag} {kv:?}: expected NAME=VALUE")).into())
+        })
+        .collect()
+}
+
+/// `fleetctl aws task-definition FILE --set NAME=VALUE ...`.
+fn task_definition_cmd(a: TaskDefinitionArgs) -> anyhow::Result<String> {
+    let mut text = std::fs::read_to_string(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
+    serde_json::from_str::<serde_json::Value>(&text).with_context(|| format!("{}: not JSON", a.file.display()))?;
+    for (k, v) in pairs("--set", &a.set)? {
+        let placeholder = format!("${{{k}}}");
+        if !text.contains(&placeholder) {
+            bail!(Usage(format!("--set {k}: {} has no {placeholder}", a.file.display())));
+        }
+        // the value as JSON string content
+        let quoted = serde_json::to_string(&v)?;
+        text = text.replace(&placeholder, &quoted[1..quoted.len() - 1]);
+    }
+    if let Some(i) = text.find("${") {
+        let name: String = text[i + 2..].chars().take_while(|c| *c != '}').collect();
+        bail!(Usage(format!("{}: ${{{name}}} is not filled; add --set {name}=...", a.file.display())));
+    }
+    Ok(text)
 }
 
 /// `fleetctl plan <worker> --shards N --out URI ...`: the settings (flags and

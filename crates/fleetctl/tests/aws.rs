@@ -2,6 +2,7 @@
 //! moto server (Glue, Athena) and s3s-fs (data) that `scripts/test` starts.
 #![cfg(feature = "aws")]
 
+use std::collections::BTreeMap;
 use std::process::Command;
 
 use serde_json::{Value, json};
@@ -260,4 +261,291 @@ fn cleanup_drops_only_the_unprotected_tables_under_the_root() {
     let (_, listed, _) = fleetctl(&["catalog", "list", "--database", &db], &[]);
     let names: Vec<&str> = listed.lines().filter_map(|l| l.split_whitespace().next()).collect();
     assert_eq!(names, ["elsewhere", "kept_by_prefix", "permanent_raw"]);
+}
+
+/// Starting the fleet on AWS against moto's ECS and Step Functions.
+#[cfg(feature = "fleet")]
+mod fleet {
+    use super::*;
+    use fleet_aws::fleet::{Ecs, StepFunctions, aws_sdk_ecs, aws_sdk_sfn};
+
+    fn repo() -> std::path::PathBuf {
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+    }
+
+    /// An EC2 Query API call to moto (which routes by the credential scope and checks no signature).
+    fn ec2(params: &str, tag: &str) -> String {
+        let endpoint = fleet_test_support::moto_endpoint().unwrap();
+        let o = Command::new("curl")
+            .args(["-s", "-X", "POST", &endpoint, "-H"])
+            .arg("Authorization: AWS4-HMAC-SHA256 Credential=fleet-test/20260101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0")
+            .args(["-d", &format!("{params}&Version=2016-11-15")])
+            .output()
+            .unwrap();
+        let body = String::from_utf8_lossy(&o.stdout).into_owned();
+        let open = format!("<{tag}>");
+        let start = body.find(&open).unwrap_or_else(|| panic!("{params}: {body}")) + open.len();
+        body[start..start + body[start..].find('<').unwrap()].to_string()
+    }
+
+    #[test]
+    fn run_task_starts_one_fargate_task_per_shard_with_its_values() {
+        if fleet_test_support::moto_endpoint().is_none() {
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let cluster = format!("fleet-{}", fleet_test_support::free_port());
+        let vpc = ec2("Action=CreateVpc&CidrBlock=10.0.0.0/16", "vpcId");
+        let subnet = ec2(&format!("Action=CreateSubnet&VpcId={vpc}&CidrBlock=10.0.1.0/24"), "subnetId");
+        // moto names a task's network interface only in a VPC with DNS hostnames
+        ec2(&format!("Action=ModifyVpcAttribute&VpcId={vpc}&EnableDnsHostnames.Value=true"), "requestId");
+        // the task definition of task-definitions/, its placeholders filled by fleetctl
+        let file = repo().join("task-definitions/feature-parser.4vcpu.json");
+        let (code, filled, err) = fleetctl(
+            &[
+                "aws",
+                "task-definition",
+                file.to_str().unwrap(),
+                "--set",
+                "Image=123456789012.dkr.ecr.us-east-1.amazonaws.com/fleet:latest",
+                "--set",
+                "ExecutionRoleArn=arn:aws:iam::123456789012:role/fleet-execution",
+                "--set",
+                "TaskRoleArn=arn:aws:iam::123456789012:role/fleet-feature-parser",
+                "--set",
+                "LogGroup=/fleet/workers",
+                "--set",
+                "Region=us-east-1",
+                "--set",
+                "Bucket=lake",
+                "--set",
+                "GlueDatabase=lake",
+            ],
+            &[],
+        );
+        assert_eq!(code, 0, "{err}");
+        let td: Value = serde_json::from_str(&filled).unwrap();
+        let c = &td["containerDefinitions"][0];
+        assert_eq!(c["image"], "123456789012.dkr.ecr.us-east-1.amazonaws.com/fleet:latest");
+        // a placeholder left out is named
+        let (code, _, err) = fleetctl(&["aws", "task-definition", file.to_str().unwrap(), "--set", "Image=x"], &[]);
+        assert_eq!(code, 2);
+        assert!(err.contains("is not filled; add --set"), "{err}");
+
+        tokio::runtime::Runtime::new().unwrap().block_on(async {
+            let ecs = Ecs::from_env().await.unwrap();
+            let client = ecs.client();
+            client.create_cluster().cluster_name(&cluster).send().await.unwrap();
+            let env: Vec<aws_sdk_ecs::types::KeyValuePair> = c["environment"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|kv| {
+                    aws_sdk_ecs::types::KeyValuePair::builder()
+                        .name(kv["name"].as_str().unwrap())
+                        .value(kv["value"].as_str().unwrap())
+                        .build()
+                })
+                .collect();
+            let container = aws_sdk_ecs::types::ContainerDefinition::builder()
+                .name(c["name"].as_str().unwrap())
+                .image(c["image"].as_str().unwrap())
+                .command(c["command"][0].as_str().unwrap())
+                .set_environment(Some(env))
+                .readonly_root_filesystem(true)
+                .stop_timeout(120)
+                // moto needs a container's memory (Fargate takes the task's alone)
+                .memory(td["memory"].as_str().unwrap().parse().unwrap())
+                .build();
+            client
+                .register_task_definition()
+                .family(td["family"].as_str().unwrap())
+                .network_mode(aws_sdk_ecs::types::NetworkMode::Awsvpc)
+                .requires_compatibilities(aws_sdk_ecs::types::Compatibility::Fargate)
+                .cpu(td["cpu"].as_str().unwrap())
+                .memory(td["memory"].as_str().unwrap())
+                .execution_role_arn(td["executionRoleArn"].as_str().unwrap())
+                .task_role_arn(td["taskRoleArn"].as_str().unwrap())
+                .container_definitions(container)
+                .send()
+                .await
+                .unwrap();
+        });
+
+        let plan = format!("{}/plan/", tmp.path().display());
+        let (code, out, err) = fleetctl(
+            &["plan", "feature-parser", "--shards", "3", "--out", &plan, "--run-id", "ecs1"],
+            &[("FLEET_INPUT", "s3://lake/raw/"), ("FLEET_OUTPUT", "s3://lake/features/")],
+        );
+        assert_eq!(code, 0, "{out}{err}");
+        let manifest = format!("{plan}manifest.json");
+        let (code, out, err) = fleetctl(
+            &[
+                "aws",
+                "run-task",
+                "--cluster",
+                &cluster,
+                "--task-definition",
+                "fleet-feature-parser-4vcpu",
+                "--subnets",
+                &subnet,
+                "--security-groups",
+                "sg-12345678",
+                "--manifest",
+                &manifest,
+            ],
+            &[],
+        );
+        assert_eq!(code, 0, "{out}{err}");
+        let arns: Vec<String> = out
+            .lines()
+            .filter_map(|l| l.strip_prefix("shard ").and_then(|l| l.split_once(": ")).map(|(_, a)| a.to_string()))
+            .collect();
+        assert_eq!(arns.len(), 3, "{out}");
+        tokio::runtime::Runtime::new().unwrap().block_on(async {
+            let ecs = Ecs::from_env().await.unwrap();
+            let tasks =
+                ecs.client().describe_tasks().cluster(&cluster).set_tasks(Some(arns.clone())).send().await.unwrap();
+            let mut indexes = Vec::new();
+            for t in tasks.tasks() {
+                assert_eq!(t.launch_type(), Some(&aws_sdk_ecs::types::LaunchType::Fargate));
+                assert_eq!(t.started_by(), Some("fleetctl"));
+                let over = &t.overrides().unwrap().container_overrides()[0];
+                assert_eq!(over.name(), Some("worker"));
+                let env: BTreeMap<&str, &str> =
+                    over.environment().iter().map(|kv| (kv.name().unwrap(), kv.value().unwrap())).collect();
+                assert_eq!(env["FLEET_SHARD_COUNT"], "3");
+                assert_eq!(env["FLEET_RUN_ID"], "ecs1");
+                assert_eq!(env["FLEET_INPUT"], "s3://lake/raw/", "the plan carries values from the environment");
+                indexes.push(env["FLEET_SHARD_INDEX"].to_string());
+            }
+            indexes.sort();
+            assert_eq!(indexes, ["0", "1", "2"]);
+        });
+        // one task with values of its own
+        let (code, out, err) = fleetctl(
+            &[
+                "aws",
+                "run-task",
+                "--cluster",
+                &cluster,
+                "--task-definition",
+                "fleet-feature-parser-4vcpu",
+                "--subnets",
+                &subnet,
+                "-e",
+                "FLEET_INPUT=s3://lake/raw/2025-07-01/",
+            ],
+            &[],
+        );
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(out.starts_with("task: arn:aws:ecs:"), "{out}");
+    }
+
+    #[test]
+    fn start_runs_the_state_machine_with_the_input_of_the_plan() {
+        let Some(b) = servers("fleet-cli-sfn") else { return };
+        let template: Value =
+            serde_json::from_slice(&std::fs::read(repo().join("infra/fleet.template.json")).unwrap()).unwrap();
+        let sm = &template["Resources"]["StateMachine"]["Properties"];
+        let mut definition = serde_json::to_string(&sm["Definition"]).unwrap();
+        for name in sm["DefinitionSubstitutions"].as_object().unwrap().keys() {
+            definition = definition.replace(&format!("${{{name}}}"), &format!("{name}-value"));
+        }
+        let name = format!("fleet-fan-out-{}", fleet_test_support::free_port());
+        let arn = tokio::runtime::Runtime::new().unwrap().block_on(async {
+            let sf = StepFunctions::from_env().await.unwrap();
+            sf.client()
+                .create_state_machine()
+                .name(&name)
+                .definition(definition)
+                .role_arn("arn:aws:iam::123456789012:role/fleet-state-machine")
+                .r#type(aws_sdk_sfn::types::StateMachineType::Standard)
+                .send()
+                .await
+                .unwrap()
+                .state_machine_arn()
+                .to_string()
+        });
+        let plan = format!("s3://{b}/runs/sfn1/");
+        let (code, out, err) = fleetctl(
+            &[
+                "plan",
+                "batch-predictor",
+                "--shards",
+                "50",
+                "--out",
+                &plan,
+                "--run-id",
+                "sfn1",
+                "--input",
+                &format!("s3://{b}/raw/"),
+                "--output",
+                &format!("s3://{b}/predictions/"),
+                "--model",
+                &format!("s3://{b}/trained/models/gbdt/"),
+                "--glue-database",
+                "lake",
+            ],
+            &[],
+        );
+        assert_eq!(code, 0, "{out}{err}");
+        let input_uri = format!("{plan}execution-input.json");
+        let (code, out, err) = fleetctl(&["aws", "start", "--state-machine", &arn, "--input", &input_uri], &[]);
+        assert_eq!(code, 0, "{out}{err}");
+        let execution = out.split_whitespace().nth(1).unwrap().to_string();
+        assert!(execution.ends_with(":sfn1"), "named after the run: {out}");
+        let root = std::path::PathBuf::from(std::env::var("FLEET_TEST_S3_ROOT").unwrap());
+        let written: Value =
+            serde_json::from_slice(&std::fs::read(root.join(&b).join("runs/sfn1/execution-input.json")).unwrap())
+                .unwrap();
+        tokio::runtime::Runtime::new().unwrap().block_on(async {
+            let e = StepFunctions::from_env().await.unwrap().describe(&execution).await.unwrap();
+            let given: Value = serde_json::from_str(e.input.as_deref().unwrap()).unwrap();
+            assert_eq!(given, written);
+        });
+        assert_eq!(written["worker"], "batch-predictor");
+        assert_eq!(written["manifest"], json!({"Bucket": b, "Key": "runs/sfn1/manifest.json"}));
+        assert_eq!(written["results"], json!({"Bucket": b, "Prefix": "runs/sfn1/results/"}));
+        let finalize: BTreeMap<String, String> = written["finalize"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|kv| (kv["Name"].as_str().unwrap().to_string(), kv["Value"].as_str().unwrap().to_string()))
+            .collect();
+        assert_eq!(finalize["FLEET_OUTPUT"], format!("s3://{b}/predictions/"));
+        assert_eq!(finalize["FLEET_GLUE_DATABASE"], "lake");
+        assert_eq!(finalize["FLEET_GLUE_TABLE"], "predictions");
+        let manifest: Value =
+            serde_json::from_slice(&std::fs::read(root.join(&b).join("runs/sfn1/manifest.json")).unwrap()).unwrap();
+        assert_eq!(manifest.as_array().unwrap().len(), 50);
+        let (code, out, err) = fleetctl(&["aws", "status", "--execution", &execution], &[]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.starts_with(&format!("{execution} ")), "{out}");
+        // a local plan cannot be started: the state machine reads S3
+        let tmp = tempfile::tempdir().unwrap();
+        let local = format!("{}/p/", tmp.path().display());
+        let (code, _, err) = fleetctl(
+            &[
+                "plan",
+                "feature-parser",
+                "--shards",
+                "2",
+                "--out",
+                &local,
+                "--input",
+                "s3://x/raw/",
+                "--output",
+                "s3://x/f/",
+            ],
+            &[],
+        );
+        assert_eq!(code, 0, "{err}");
+        let (code, _, err) = fleetctl(
+            &["aws", "start", "--state-machine", &arn, "--input", &format!("{local}execution-input.json")],
+            &[],
+        );
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("the manifest is not on S3"), "{err}");
+    }
 }

@@ -316,12 +316,12 @@ fn every_placeholder_of_the_definition_is_substituted() {
 fn fargate_memory_ok(cpu: u64, memory: u64) -> bool {
     match cpu {
         256 => [512, 1024, 2048].contains(&memory),
-        512 => (1024..=4096).contains(&memory) && memory % 1024 == 0,
-        1024 => (2048..=8192).contains(&memory) && memory % 1024 == 0,
-        2048 => (4096..=16384).contains(&memory) && memory % 1024 == 0,
-        4096 => (8192..=30720).contains(&memory) && memory % 1024 == 0,
-        8192 => (16384..=61440).contains(&memory) && memory % 4096 == 0,
-        16384 => (32768..=122880).contains(&memory) && memory % 8192 == 0,
+        512 => (1024..=4096).contains(&memory) && memory.is_multiple_of(1024),
+        1024 => (2048..=8192).contains(&memory) && memory.is_multiple_of(1024),
+        2048 => (4096..=16384).contains(&memory) && memory.is_multiple_of(1024),
+        4096 => (8192..=30720).contains(&memory) && memory.is_multiple_of(1024),
+        8192 => (16384..=61440).contains(&memory) && memory.is_multiple_of(4096),
+        16384 => (32768..=122880).contains(&memory) && memory.is_multiple_of(8192),
         _ => false,
     }
 }

@@ -97,7 +97,7 @@ pub fn catalog() -> Option<&'static dyn Catalog> {
 
 /// The refusal of Glue settings by a binary that cannot reach Glue.
 fn without_catalog(table: Option<&Table>) -> Option<ConfigError> {
-    (table.is_some_and(|t| t.glue.register) && catalog().is_none()).then(|| ConfigError::Unsupported {
+    (table.is_some_and(|t| t.glue.register) && catalog().is_none()).then_some(ConfigError::Unsupported {
         what: "FLEET_GLUE_DATABASE and FLEET_GLUE_TABLE",
         reason: "this binary was built without the AWS SDK and cannot reach Glue; run the fleet image or \
                  `fleetctl <worker>` (built with --features aws), or unset them and run \
