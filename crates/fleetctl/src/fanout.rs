@@ -163,6 +163,9 @@ struct Live {
 
 type Board = Arc<Mutex<Vec<Live>>>;
 
+/// Whether the live lines are on the terminal yet (the next draw moves up over them).
+static DRAWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Runs every shard to completion; returns their outcomes in shard order.
 pub async fn fan_out(f: &FanOut) -> anyhow::Result<Vec<ShardOutcome>> {
     if let Some(d) = &f.log_dir {
@@ -182,7 +185,7 @@ pub async fn fan_out(f: &FanOut) -> anyhow::Result<Vec<ShardOutcome>> {
             loop {
                 attempts += 1;
                 set(&board, slot, |l| *l = Live { state: "running", attempt: attempts, ..Live::default() });
-                let code = run_shard(&f, &item, attempts, &board, slot).await;
+                let code = run_shard(&f, &item, attempts, &board, slot, live).await;
                 if is_final(code) || attempts > f.retries {
                     set(&board, slot, |l| {
                         l.state = if code == 0 { "done" } else { "failed" };
@@ -200,13 +203,15 @@ pub async fn fan_out(f: &FanOut) -> anyhow::Result<Vec<ShardOutcome>> {
                     l.state = "backoff";
                     l.exit_code = Some(code);
                 });
-                warn!(
-                    shard = item.index,
-                    exit_code = code,
-                    attempt = attempts,
-                    backoff_seconds = backoff.as_secs(),
-                    "Shard failed; retrying."
-                );
+                if !live {
+                    warn!(
+                        shard = item.index,
+                        exit_code = code,
+                        attempt = attempts,
+                        backoff_seconds = backoff.as_secs(),
+                        "Shard failed; retrying."
+                    );
+                }
                 tokio::time::sleep(backoff).await;
             }
         }));
@@ -217,7 +222,8 @@ pub async fn fan_out(f: &FanOut) -> anyhow::Result<Vec<ShardOutcome>> {
     }
     if let Some(d) = display {
         d.abort();
-        draw(&board, true);
+        draw(&board);
+        DRAWN.store(false, std::sync::atomic::Ordering::Relaxed);
     }
     Ok(out)
 }
@@ -231,18 +237,16 @@ fn set(board: &Board, slot: usize, f: impl FnOnce(&mut Live)) {
 /// Redraws the shard lines on the terminal every half second.
 async fn redraw(board: Board) {
     let mut tick = tokio::time::interval(Duration::from_millis(500));
-    let mut first = true;
     loop {
         tick.tick().await;
-        draw(&board, first);
-        first = false;
+        draw(&board);
     }
 }
 
-fn draw(board: &Board, first: bool) {
+fn draw(board: &Board) {
     let Ok(b) = board.lock() else { return };
     let mut s = String::new();
-    if !first {
+    if DRAWN.swap(true, std::sync::atomic::Ordering::Relaxed) {
         // back to the first shard line
         s.push_str(&format!("\x1b[{}A", b.len()));
     }
@@ -270,6 +274,7 @@ fn shard_command(f: &FanOut, item: &ShardItem) -> tokio::process::Command {
             c.args(["run", "--rm", "--read-only", "--network", "host", "--init"]);
             // the shard's values, the S3 and AWS settings of this environment
             let mut names: Vec<String> = item.environment.iter().map(|e| e.name.clone()).collect();
+            names.push(vars::LOG_FORMAT.name.to_string());
             names.extend(
                 std::env::vars_os()
                     .filter_map(|(k, _)| k.into_string().ok())
@@ -286,7 +291,9 @@ fn shard_command(f: &FanOut, item: &ShardItem) -> tokio::process::Command {
     }
 }
 
-async fn run_shard(f: &FanOut, item: &ShardItem, attempt: u32, board: &Board, slot: usize) -> i32 {
+/// Runs one attempt of a shard; its logs go to its log file (or stderr), its
+/// progress to the board. With the live display on, nothing else is printed.
+async fn run_shard(f: &FanOut, item: &ShardItem, attempt: u32, board: &Board, slot: usize, live: bool) -> i32 {
     let mut cmd = shard_command(f, item);
     cmd.envs(item.environment.iter().map(|e| (&e.name, &e.value)));
     cmd.env(vars::LOG_FORMAT.name, "json");
@@ -304,7 +311,9 @@ async fn run_shard(f: &FanOut, item: &ShardItem, attempt: u32, board: &Board, sl
         }
         None => None,
     };
-    info!(shard = item.index, attempt, docker = f.docker.is_some(), "Starting shard.");
+    if !live {
+        info!(shard = item.index, attempt, docker = f.docker.is_some(), "Starting shard.");
+    }
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {

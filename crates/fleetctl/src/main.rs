@@ -20,6 +20,9 @@ const EXAMPLES: &str = "Examples:
   fleetctl gen --out ./data --rows 100000 --files 4
   fleetctl feature-parser --input ./data/raw/ --output ./data/features/
   fleetctl run feature-parser --shards 4 --input ./data/raw/ --output ./data/features/
+  fleetctl plan batch-predictor --shards 50 --out s3://lake/runs/r1/ --input s3://lake/raw/ --output s3://lake/predictions/ --model s3://lake/trained/models/gbdt/
+  fleetctl run --manifest s3://lake/runs/r1/manifest.json --parallel 4 [--docker fleet:dev]
+  fleetctl aws start --state-machine <arn> --input s3://lake/runs/r1/execution-input.json
   fleetctl catalog sync --location s3://lake/features/ --database lake
   fleetctl athena --sql \"SELECT count(*) FROM features\" --database lake --output-location s3://lake/athena/
 
@@ -364,7 +367,7 @@ struct FanOutArgs {
     local: LocalRun,
 }
 
-/// How a plan runs on this machine.
+// How a plan runs on this machine.
 #[derive(Debug, Args)]
 struct LocalRun {
     /// Shards running at once [default: the shards, at most the CPUs].

@@ -226,3 +226,40 @@ fn batch_predictor_stopped_by_docker_commits_nothing_and_a_rerun_completes() {
         &[("FLEET_MODEL", "s3://fleet-stop-batch-predictor/models/mean/".to_string())],
     );
 }
+
+/// A plan run here as containers (`fleetctl run --manifest --docker`), as
+/// the state machine runs it as tasks.
+#[test]
+fn a_plan_runs_as_containers_of_the_image() {
+    let Some(image) = image() else { return };
+    let Some(bucket) = fleet_test_support::s3_bucket("fleet-image-plan") else { return };
+    let fleetctl = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_fleetctl")).args(args).output().unwrap();
+    let o = fleetctl(&["gen", "--out", &format!("s3://{bucket}"), "--rows", "3000", "--files", "3", "--no-targets"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let plan = format!("s3://{bucket}/runs/p1/");
+    let o = fleetctl(&[
+        "plan",
+        "feature-parser",
+        "--shards",
+        "3",
+        "--out",
+        &plan,
+        "--run-id",
+        "p1",
+        "--input",
+        &format!("s3://{bucket}/raw/"),
+        "--output",
+        &format!("s3://{bucket}/features/"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = fleetctl(&["run", "--manifest", &format!("{plan}manifest.json"), "--parallel", "3", "--docker", &image]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let total = out.lines().find(|l| l.trim_start().starts_with("total")).unwrap();
+    assert_eq!(total.split_whitespace().nth(1), Some("3000"), "{out}");
+    let root = std::path::PathBuf::from(std::env::var("FLEET_TEST_S3_ROOT").unwrap());
+    for i in 0..3 {
+        let marker = root.join(&bucket).join(format!("features/dt=2025-07-01/_commits/shard-0000{i}-of-00003.json"));
+        assert!(marker.exists(), "{}", marker.display());
+    }
+}
