@@ -17,6 +17,7 @@
 //! - `fleet` (feature `fleet`): one-off ECS tasks with a shard's settings as
 //!   container overrides, and executions of the fan-out state machine.
 
+#[cfg(feature = "athena")]
 pub mod athena;
 #[cfg(feature = "fleet")]
 pub mod fleet;

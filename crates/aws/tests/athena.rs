@@ -3,6 +3,7 @@
 //!
 //! moto hands seeded results to queries in the order they ask, and its
 //! query state machine is global: the tests here take turns.
+#![cfg(feature = "athena")]
 
 use std::time::Duration;
 

@@ -1,14 +1,19 @@
-//! The commands that call AWS control-plane APIs (Glue, Athena), compiled
-//! with the `aws` feature only.
+//! The commands that call AWS control-plane APIs: Glue (the `glue`
+//! feature, which the image has), Athena (`aws`), ECS and Step Functions
+//! (`fleet`).
 
+#[cfg(feature = "aws")]
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+#[cfg(feature = "aws")]
 use fleet_aws::athena::{self, Athena, Export, QueryOptions};
 use fleet_aws::glue::{self, Glue, SyncOptions, TableChange};
 use fleet_contract::GlueTarget;
 
-use super::{AthenaCommand, AthenaRun, AthenaStatement, CatalogCommand, Usage, runtime};
+#[cfg(feature = "aws")]
+use super::{AthenaCommand, AthenaRun, AthenaStatement};
+use super::{CatalogCommand, Usage, runtime};
 
 /// `fleetctl catalog create|update|sync|list|show|drop ...`.
 pub fn catalog(c: CatalogCommand) -> anyhow::Result<String> {
@@ -166,6 +171,7 @@ async fn read_json(file: &str) -> anyhow::Result<serde_json::Value> {
 }
 
 /// `fleetctl athena [ctas|unload] ...`.
+#[cfg(feature = "aws")]
 pub fn athena(a: AthenaCommand) -> anyhow::Result<String> {
     let run = match &a.statement {
         Some(AthenaStatement::Ctas { run, .. } | AthenaStatement::Unload { run, .. }) => run,
@@ -226,6 +232,7 @@ pub fn athena(a: AthenaCommand) -> anyhow::Result<String> {
     })
 }
 
+#[cfg(feature = "aws")]
 fn query_options(run: &AthenaRun) -> QueryOptions {
     QueryOptions {
         database: run.database.clone(),
@@ -237,6 +244,7 @@ fn query_options(run: &AthenaRun) -> QueryOptions {
 }
 
 /// `--fetch auto` reads a result object of this size or more from S3.
+#[cfg(feature = "aws")]
 const AUTO_S3_BYTES: u64 = 8 << 20;
 
 /// Drops the Glue tables of past runs: every table of `database` whose

@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use fleet_contract::{LogFormat, vars};
 
-#[cfg(feature = "aws")]
+#[cfg(feature = "glue")]
 mod aws_cmds;
 
 #[global_allocator]
@@ -433,7 +433,7 @@ fn command() -> clap::Command {
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
     // a shard that completes a partition registers the table in Glue itself
-    #[cfg(feature = "aws")]
+    #[cfg(feature = "glue")]
     fleet_worker::set_catalog(Box::new(aws_cmds::GlueCatalog));
     // `fleetctl <worker> ...` is the worker itself, with its own command line.
     if let Some(w) = args.get(1).and_then(|a| a.to_str()).and_then(fleetctl::worker) {
@@ -554,15 +554,15 @@ fn catalog_cmd(c: CatalogCommand) -> anyhow::Result<String> {
             tracing::info!(files = found.files, columns = found.schema.fields().len(), partition_keys = ?found.partition_keys, "Discovered the table from Parquet footers.");
             Ok(serde_json::to_string_pretty(&ti)? + "\n")
         }
-        #[cfg(feature = "aws")]
+        #[cfg(feature = "glue")]
         other => aws_cmds::catalog(other),
-        #[cfg(not(feature = "aws"))]
+        #[cfg(not(feature = "glue"))]
         other => bail!(without_aws(&format!("catalog {}", other.verb()))),
     }
 }
 
 impl CatalogCommand {
-    #[cfg_attr(feature = "aws", allow(dead_code, reason = "for the message of a build without AWS"))]
+    #[cfg_attr(feature = "glue", allow(dead_code, reason = "for the message of a build without AWS"))]
     fn verb(&self) -> &'static str {
         match self {
             CatalogCommand::Discover { .. } => "discover",
@@ -586,7 +586,7 @@ impl GlueNames {
 fn without_aws(what: &str) -> Usage {
     Usage(format!(
         "`fleetctl {what}` calls AWS APIs, and this fleetctl was built without them; \
-         build it with `cargo build --release -p fleetctl --features aws`"
+         build it with `cargo build --release -p fleetctl --features aws` (the image has Glue only)"
     ))
 }
 
@@ -614,12 +614,12 @@ fn cleanup_cmd(a: CleanupArgs) -> anyhow::Result<String> {
     // tables first: a table is dropped before the data under it
     let tables = match &a.database {
         None => String::new(),
-        #[cfg(feature = "aws")]
+        #[cfg(feature = "glue")]
         Some(db) => aws_cmds::cleanup_tables(&a.root, db, &protect, &protect_tables, a.execute)?,
-        #[cfg(not(feature = "aws"))]
+        #[cfg(not(feature = "glue"))]
         Some(_) => bail!(without_aws("cleanup --database")),
     };
-    #[cfg(not(feature = "aws"))]
+    #[cfg(not(feature = "glue"))]
     drop(protect_tables);
     let items = runtime()?.block_on(fleetctl::cleanup(&a.root, &protect, a.execute))?;
     let mut s = tables;
@@ -672,7 +672,7 @@ fn run_cmd(m: &ArgMatches) -> anyhow::Result<String> {
     }
     let checked = checked.expect("a plan has shards");
     let table = checked.table.clone();
-    #[cfg(not(feature = "aws"))]
+    #[cfg(not(feature = "glue"))]
     if table.as_ref().is_some_and(|t| t.glue.register) {
         bail!(without_aws("run with FLEET_GLUE_DATABASE or FLEET_GLUE_TABLE set"));
     }
@@ -722,14 +722,14 @@ fn run_cmd(m: &ArgMatches) -> anyhow::Result<String> {
                 bad.attempts
             );
         }
-        #[cfg(feature = "aws")]
+        #[cfg(feature = "glue")]
         if let Some(t) = table.filter(|t| t.glue.register) {
             let synced = aws_cmds::sync(&output, &t.glue, false)
                 .await
                 .with_context(|| format!("{text}every shard succeeded, but registering the run in Glue failed"))?;
             return Ok(format!("{text}{synced}"));
         }
-        #[cfg(not(feature = "aws"))]
+        #[cfg(not(feature = "glue"))]
         drop(table);
         Ok(text)
     })

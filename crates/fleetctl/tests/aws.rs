@@ -2,7 +2,6 @@
 //! moto server (Glue, Athena) and s3s-fs (data) that `scripts/test` starts.
 #![cfg(feature = "aws")]
 
-use std::collections::BTreeMap;
 use std::process::Command;
 
 use serde_json::{Value, json};
@@ -267,6 +266,8 @@ fn cleanup_drops_only_the_unprotected_tables_under_the_root() {
 #[cfg(feature = "fleet")]
 mod fleet {
     use super::*;
+    use std::collections::BTreeMap;
+
     use fleet_aws::fleet::{Ecs, StepFunctions, aws_sdk_ecs, aws_sdk_sfn};
 
     fn repo() -> std::path::PathBuf {

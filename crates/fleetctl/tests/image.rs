@@ -132,21 +132,42 @@ fn data_files(dir: &Path) -> Vec<String> {
     v
 }
 
+/// What `docker stop` waits for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum StopWhen {
+    /// A multipart upload of the output is in progress.
+    Uploading,
+    /// The worker has logged progress.
+    Working,
+}
+
 /// `docker stop` (SIGTERM, as ECS and the Fargate Spot notice send it) in
 /// the middle of a shard: the worker stops, aborts its multipart uploads,
 /// commits nothing and exits 143; running the shard again gives the whole
 /// output, every row once.
-fn stopped_in_the_middle_then_run_again(worker: &str, extra: &[(&str, String)]) {
+fn stopped_in_the_middle_then_run_again(worker: &str, when: StopWhen, extra: &[(&str, String)]) {
     let Some(image) = image() else { return };
     let bucket = format!("fleet-stop-{worker}");
     let Some(server) = fleet_test_support::S3Server::start(&bucket) else { return };
-    let rows = 600_000u64;
-    let generated = Command::new(env!("CARGO_BIN_EXE_fleetctl"))
-        .args(["gen", "--out", &format!("s3://{bucket}"), "--rows", &rows.to_string(), "--files", "1", "--no-targets"])
-        .args(["--malformed-share", "0"])
-        .env("AWS_ENDPOINT_URL", &server.endpoint)
-        .output()
-        .unwrap();
+    // large enough that feature-parser's output (about 14 bytes a row) goes
+    // past the 8 MiB a multipart upload starts at, while the run goes on
+    let rows = 1_500_000u64;
+    let generated = docker_run(
+        &image,
+        &aws_env(&server.endpoint),
+        &[
+            "gen",
+            "--out",
+            &format!("s3://{bucket}"),
+            "--rows",
+            &rows.to_string(),
+            "--files",
+            "1",
+            "--no-targets",
+            "--malformed-share",
+            "0",
+        ],
+    );
     assert_eq!(generated.status.code(), Some(0), "{}", text(&generated));
     if worker == "batch-predictor" {
         let model = fleet_models::Model::new("mean", "actual_age", vec![], fleet_models::Params::Mean { value: 40.0 });
@@ -178,19 +199,24 @@ fn stopped_in_the_middle_then_run_again(worker: &str, extra: &[(&str, String)]) 
     let o = Command::new("docker").args(&args).output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 
-    // wait until an upload is in progress, then stop the container
+    // wait until an upload is in progress (or the worker is at work), then stop the container
     let start = Instant::now();
-    while uploads(&server.root) == 0 && start.elapsed() < Duration::from_secs(120) {
+    let ready = || match when {
+        StopWhen::Uploading => uploads(&server.root) > 0,
+        StopWhen::Working => text(&docker(&["logs", &name])).contains("\"Progress.\""),
+    };
+    while !ready() && start.elapsed() < Duration::from_secs(120) {
         std::thread::sleep(Duration::from_millis(20));
     }
-    let in_progress = uploads(&server.root);
+    let in_progress = ready();
     let o = docker(&["stop", "-t", "60", &name]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let code =
         String::from_utf8_lossy(&docker(&["inspect", "-f", "{{.State.ExitCode}}", &name]).stdout).trim().to_string();
     let logs = text(&docker(&["logs", &name]));
     let _ = docker(&["rm", "-f", &name]);
-    assert!(in_progress > 0, "no multipart upload began before the stop: {logs}");
+    assert!(in_progress, "the worker was not {when:?} before the stop: {logs}");
+    assert!(!logs.contains("Run summary."), "the run ended before the stop: {logs}");
     assert_eq!(code, "143", "{logs}");
     assert!(logs.contains("Terminated by signal"), "{logs}");
     assert_eq!(uploads(&server.root), 0, "an upload was left behind: {logs}");
@@ -216,13 +242,15 @@ fn stopped_in_the_middle_then_run_again(worker: &str, extra: &[(&str, String)]) 
 
 #[test]
 fn feature_parser_stopped_by_docker_commits_nothing_and_a_rerun_completes() {
-    stopped_in_the_middle_then_run_again("feature-parser", &[]);
+    stopped_in_the_middle_then_run_again("feature-parser", StopWhen::Uploading, &[]);
 }
 
 #[test]
 fn batch_predictor_stopped_by_docker_commits_nothing_and_a_rerun_completes() {
+    // its output (a prediction per row) is too small for a multipart upload: stopped while it works
     stopped_in_the_middle_then_run_again(
         "batch-predictor",
+        StopWhen::Working,
         &[("FLEET_MODEL", "s3://fleet-stop-batch-predictor/models/mean/".to_string())],
     );
 }
