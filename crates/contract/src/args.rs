@@ -50,6 +50,16 @@ pub struct InputArgs {
 pub struct TableArgs {
     #[arg(long, env = vars::PARTITION.name, value_name = "K=V", help = vars::PARTITION.help, long_help = vars::PARTITION.long_help())]
     pub partition: Option<String>,
+    #[command(flatten)]
+    pub files: TableFileArgs,
+}
+
+/// How a table's files are written and catalogued: everything of
+/// [`TableArgs`] but the partition (for a worker that keeps the partitions
+/// it finds, such as the compactor).
+#[derive(Debug, Clone, Default, clap::Args)]
+#[command(next_help_heading = "Output table")]
+pub struct TableFileArgs {
     #[arg(long, env = vars::ROW_GROUP_BYTES.name, value_name = "SIZE", help = vars::ROW_GROUP_BYTES.help, long_help = vars::ROW_GROUP_BYTES.long_help())]
     pub row_group_bytes: Option<String>,
     #[arg(long, env = vars::COMPRESSION.name, value_name = "CODEC", help = vars::COMPRESSION.help, long_help = vars::COMPRESSION.long_help())]
@@ -254,11 +264,18 @@ impl TableArgs {
     /// Validates the table settings; `default_partition` is the worker's
     /// (feature-parser's is `dt=<reference date>`).
     pub fn validate(&self, common: &Common, default_partition: Partition) -> Result<Table, ConfigError> {
-        use vars::*;
         let partition = match given(&self.partition) {
             None => default_partition,
-            Some(v) => Partition::parse(v).ok_or_else(|| PARTITION.invalid(v))?,
+            Some(v) => Partition::parse(v).ok_or_else(|| vars::PARTITION.invalid(v))?,
         };
+        self.files.validate(common, partition)
+    }
+}
+
+impl TableFileArgs {
+    /// Validates the file and catalog settings of a table of `partition`.
+    pub fn validate(&self, common: &Common, partition: Partition) -> Result<Table, ConfigError> {
+        use vars::*;
         let row_group_bytes = match given(&self.row_group_bytes) {
             None => 128 << 20,
             Some(v) => parse_size(v).filter(|n| *n >= 1 << 10).ok_or_else(|| ROW_GROUP_BYTES.invalid(v))?,

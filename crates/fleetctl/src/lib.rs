@@ -24,6 +24,7 @@ pub const WORKERS: &[Registered] = &[
     fleet_worker::register::<fleet_features::FeatureParser>(),
     fleet_worker::register::<fleet_predictor::BatchPredictor>(),
     fleet_worker::register::<fleet_trainer::TrainerFeeder>(),
+    fleet_worker::register::<fleet_compaction::Compactor>(),
 ];
 
 /// The registered worker called `name`.

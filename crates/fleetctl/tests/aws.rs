@@ -116,6 +116,44 @@ fn the_shard_that_completes_a_partition_registers_it_in_glue() {
     assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["RegisteredPartitions"], 1);
 }
 
+/// The compactor on S3: feature-parser's six files of a day become one,
+/// every row once, and the compacted table is registered in Glue.
+#[test]
+fn the_compactor_packs_a_partition_on_s3_and_registers_the_compacted_table() {
+    let Some(b) = servers("fleet-cli-compact") else { return };
+    let db = database("compact");
+    let (code, out, err) = fleetctl(&["gen", "--out", &format!("s3://{b}"), "--rows", "1800", "--files", "6"], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let features = format!("s3://{b}/features/");
+    let (code, out, err) = fleetctl(
+        &["run", "feature-parser", "--shards", "3", "--input", &format!("s3://{b}/raw/"), "--output", &features],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = fleetctl(
+        &["compactor", "--input", &features, "--compact-mode", "full", "--glue-database", &db, "--run-id", "c1"],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("Registered in Glue."), "{out}");
+    let root = std::path::PathBuf::from(std::env::var("FLEET_TEST_S3_ROOT").unwrap());
+    let part = root.join(&b).join("features-compact/dt=2025-07-01");
+    let files: Vec<String> = std::fs::read_dir(&part)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|n| n.ends_with(".parquet"))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let marker: Value =
+        serde_json::from_slice(&std::fs::read(part.join("_commits/shard-00000-of-00001.json")).unwrap()).unwrap();
+    assert_eq!(marker["rows"], 1800);
+    let (code, out, err) = fleetctl(&["catalog", "show", "--database", &db, "--table", "features_compact"], &[]);
+    assert_eq!(code, 0, "{err}");
+    let shown: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(shown["RegisteredPartitions"], 1);
+    assert_eq!(shown["TableInput"]["StorageDescriptor"]["Location"], format!("s3://{b}/features-compact/"));
+}
+
 #[test]
 fn the_s3_server_stopping_mid_run_registers_nothing() {
     if fleet_test_support::moto_endpoint().is_none() {

@@ -379,7 +379,7 @@ fn task_definitions_are_valid_fargate_tasks_with_the_workers_settings() {
             assert!(text.contains(p), "{name}: {p}");
         }
     }
-    for w in ["feature-parser", "batch-predictor", "trainer-feeder"] {
+    for w in ["feature-parser", "batch-predictor", "trainer-feeder", "compactor"] {
         for s in ["4vcpu", "8vcpu"] {
             assert!(seen.contains(&(w.to_string(), s.to_string())), "task-definitions/{w}.{s}.json");
         }
@@ -394,6 +394,7 @@ fn the_templates_task_definitions_match_the_files() {
         ("FeatureParserTaskDefinition", "feature-parser"),
         ("BatchPredictorTaskDefinition", "batch-predictor"),
         ("TrainerFeederTaskDefinition", "trainer-feeder"),
+        ("CompactorTaskDefinition", "compactor"),
     ] {
         let p = &t["Resources"][resource]["Properties"];
         let c = &p["ContainerDefinitions"][0];

@@ -25,7 +25,8 @@ use url::Url;
 
 pub use input::{InputFormat, InputObject, list_inputs};
 pub use parquet_io::{
-    BatchStream, Compression, GzipLevel, ParquetSink, SinkStats, WriteOptions, ZstdLevel, open_batches, parquet_schema,
+    BatchStream, Compression, GzipLevel, ParquetSink, SinkStats, WriteOptions, ZstdLevel, open_batches, parquet_footer,
+    parquet_schema,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -223,11 +223,17 @@ fn as_binary(meta: &ParquetMetaData, unchecked: &[&str]) -> parquet::errors::Res
 /// The Arrow schema of a Parquet object, from its footer alone (one ranged
 /// read of the last 64 KiB, more only for a larger footer).
 pub async fn parquet_schema(obj: &InputObject) -> Result<SchemaRef> {
+    Ok(parquet_footer(obj).await?.0)
+}
+
+/// The Arrow schema and the row count of a Parquet object, from its footer.
+pub async fn parquet_footer(obj: &InputObject) -> Result<(SchemaRef, u64)> {
     let mut reader = ObjectReader { store: obj.location.store().clone(), path: obj.path.clone(), size: obj.size };
     let meta = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new())
         .await
         .map_err(|e| StoreError::Parquet { op: "read the footer of", uri: obj.uri(), source: e })?;
-    Ok(meta.schema().clone())
+    let rows = meta.metadata().file_metadata().num_rows().max(0) as u64;
+    Ok((meta.schema().clone(), rows))
 }
 
 /// Uncompressed bytes a batch may hold: with a few batches in flight this

@@ -66,7 +66,7 @@ pub use error::{Classified, JobError, chain};
 pub use exit::Exit;
 pub use fleet_contract::Reject;
 pub use job::{Job, Outcome, Progress, RejectsWritten, Reporter};
-pub use pipeline::{Cut, Plan, ReadBatches, RejectsPlan, Source, Transform, Transformed};
+pub use pipeline::{Cut, Plan, ReadBatches, RejectsPlan, Source, Transform, Transformed, write_options};
 pub use summary::{RunSummary, fargate_cost, peak_rss_bytes};
 
 /// Registers what shards committed in a catalog: fleetctl's build with the

@@ -177,19 +177,24 @@ impl<S: Source, T: Transform> Plan<S, T> {
     }
 
     fn write_options(&self) -> WriteOptions {
-        use fleet_store::Compression as C;
-        let compression = match self.table.compression {
-            Compression::None => C::UNCOMPRESSED,
-            Compression::Snappy => C::SNAPPY,
-            Compression::Lz4 => C::LZ4_RAW,
-            Compression::Gzip => C::GZIP(fleet_store::GzipLevel::default()),
-            Compression::Zstd(l) => C::ZSTD(fleet_store::ZstdLevel::try_new(l).unwrap_or_default()),
-        };
-        WriteOptions::default()
-            .with_compression(compression)
-            .with_row_group_bytes(usize::try_from(self.table.row_group_bytes).unwrap_or(usize::MAX))
-            .with_unique_columns(self.unique_columns.clone())
+        write_options(&self.table).with_unique_columns(self.unique_columns.clone())
     }
+}
+
+/// How the data files of `table` are written: its compression and row
+/// group size.
+pub fn write_options(table: &fleet_contract::Table) -> WriteOptions {
+    use fleet_store::Compression as C;
+    let compression = match table.compression {
+        Compression::None => C::UNCOMPRESSED,
+        Compression::Snappy => C::SNAPPY,
+        Compression::Lz4 => C::LZ4_RAW,
+        Compression::Gzip => C::GZIP(fleet_store::GzipLevel::default()),
+        Compression::Zstd(l) => C::ZSTD(fleet_store::ZstdLevel::try_new(l).unwrap_or_default()),
+    };
+    WriteOptions::default()
+        .with_compression(compression)
+        .with_row_group_bytes(usize::try_from(table.row_group_bytes).unwrap_or(usize::MAX))
 }
 
 fn rejects_schema(id: &str) -> SchemaRef {
