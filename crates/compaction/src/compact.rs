@@ -8,11 +8,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, RecordBatch, StringArray, new_null_array};
+use arrow_array::{ArrayRef, RecordBatch, StringViewArray, new_null_array};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use fleet_catalog::{CommittedFile, SchemaUnion};
 use fleet_contract::{Partition, Table};
-use fleet_store::{InputFormat, InputObject, Location, ParquetSink, open_batches, parquet_footer};
+use fleet_store::{InputFormat, InputObject, Location, ParquetSink, open_batches, parquet_footer, read_type};
 use fleet_worker::{Exit, Job, JobError, Outcome};
 use futures::TryStreamExt;
 use serde::Serialize;
@@ -172,13 +172,17 @@ async fn rewrite(
         footers.push((obj, schema, rows));
     }
     let hour_column = s.partition_mode == PartitionMode::Day && files.iter().any(|f| f.hour.is_some());
-    let mut schema = union.into_schema();
-    if hour_column && schema.column_with_name("hour").is_none() {
-        let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
-        fields.push(Field::new("hour", DataType::Utf8, true));
-        schema = Schema::new(fields);
+    // the columns as the reader gives them (strings as views)
+    let mut fields: Vec<Field> = union
+        .into_schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone().with_data_type(read_type(f.data_type())))
+        .collect();
+    if hour_column && !fields.iter().any(|f| f.name() == "hour") {
+        fields.push(Field::new("hour", DataType::Utf8View, true));
     }
-    let schema = Arc::new(schema);
+    let schema = Arc::new(Schema::new(fields));
     let crc = files.iter().fold(0u32, |c, f| crc32c::crc32c_append(crc32c::crc32c_append(c, f.key.as_bytes()), b"\n"));
     let key = format!("{}/part-{index:05}-{crc:08x}.parquet", partition.path());
     let mut sink = ParquetSink::create(
@@ -218,9 +222,16 @@ fn conform(
         .iter()
         .map(|f| match batch.column_by_name(f.name()) {
             Some(c) if c.data_type() == f.data_type() => Ok(c.clone()),
-            Some(c) => arrow_cast::cast(c, f.data_type()),
+            // the same Glue type (SchemaUnion checked), another Arrow type: not cast
+            // (arrow's cast kernels would add megabytes to the image for a case not seen)
+            Some(c) => Err(arrow_schema::ArrowError::SchemaError(format!(
+                "column `{}` is {} here but {} in another file of the partition",
+                f.name(),
+                c.data_type(),
+                f.data_type()
+            ))),
             None if f.name() == "hour" && hour.is_some() => {
-                Ok(Arc::new(StringArray::from(vec![hour.clone(); n])) as ArrayRef)
+                Ok(Arc::new(StringViewArray::from(vec![hour.clone(); n])) as ArrayRef)
             }
             None => Ok(new_null_array(f.data_type(), n)),
         })

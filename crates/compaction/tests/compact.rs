@@ -152,7 +152,7 @@ fn a_day_of_small_hourly_files_becomes_a_few_files_with_every_row_once() {
     let mut scores_null = 0;
     for b in reader {
         let b = b.unwrap();
-        let h = b.column_by_name("hour").unwrap().as_any().downcast_ref::<StringArray>().unwrap();
+        let h = b.column_by_name("hour").unwrap().as_any().downcast_ref::<arrow_array::StringViewArray>().unwrap();
         for i in 0..b.num_rows() {
             *hours.entry(h.value(i).to_string()).or_insert(0) += 1;
         }

@@ -26,7 +26,7 @@ use url::Url;
 pub use input::{InputFormat, InputObject, list_inputs};
 pub use parquet_io::{
     BatchStream, Compression, GzipLevel, ParquetSink, SinkStats, WriteOptions, ZstdLevel, open_batches, parquet_footer,
-    parquet_schema,
+    parquet_schema, read_type,
 };
 
 #[derive(Debug, thiserror::Error)]

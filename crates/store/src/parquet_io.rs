@@ -113,13 +113,7 @@ pub async fn open_batches(
                     {
                         f.as_ref().clone().with_data_type(arrow_schema::DataType::BinaryView)
                     }
-                    arrow_schema::DataType::Utf8 | arrow_schema::DataType::LargeUtf8 => {
-                        f.as_ref().clone().with_data_type(arrow_schema::DataType::Utf8View)
-                    }
-                    arrow_schema::DataType::Binary | arrow_schema::DataType::LargeBinary => {
-                        f.as_ref().clone().with_data_type(arrow_schema::DataType::BinaryView)
-                    }
-                    _ => f.as_ref().clone(),
+                    t => f.as_ref().clone().with_data_type(read_type(t)),
                 })
                 .collect();
             let view_schema =
@@ -218,6 +212,17 @@ fn as_binary(meta: &ParquetMetaData, unchecked: &[&str]) -> parquet::errors::Res
         .set_row_groups(old.take_row_groups())
         .set_page_index(old.take_page_index())
         .build())
+}
+
+/// The type [`open_batches`] reads a Parquet column of type `t` as:
+/// strings as `Utf8View`, binary as `BinaryView`, the rest as they are.
+pub fn read_type(t: &arrow_schema::DataType) -> arrow_schema::DataType {
+    use arrow_schema::DataType as T;
+    match t {
+        T::Utf8 | T::LargeUtf8 => T::Utf8View,
+        T::Binary | T::LargeBinary => T::BinaryView,
+        other => other.clone(),
+    }
 }
 
 /// The Arrow schema of a Parquet object, from its footer alone (one ranged
