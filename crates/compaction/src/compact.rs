@@ -88,19 +88,45 @@ pub async fn compact(job: &Job, s: &Settings) -> Result<Metrics, JobError> {
     let mut outcome = Outcome { input: s.input.clone(), ..Outcome::default() };
     let mut table_schema: Option<SchemaRef> = None;
     for plan in &mine {
+        job.withdraw(&plan.unit.partition).await?;
+    }
+    // every bin and kept file of the shard as a task, FLEET_THREADS at once
+    // (decoding and encoding run on the task that polls them)
+    let permits = Arc::new(tokio::sync::Semaphore::new(job.common().threads.max(1)));
+    let mut tasks = Vec::new();
+    for plan in &mine {
+        let mut unit_tasks = Vec::new();
         let partition = &plan.unit.partition;
-        job.withdraw(partition).await?;
-        let mut rows_in = 0u64;
-        let mut written = Vec::new();
         for (b, bin) in plan.bins.iter().enumerate() {
-            let (file, schema, rows) = rewrite(job, s, &input, partition, b, &bin.files).await?;
-            rows_in += rows;
-            table_schema.get_or_insert(schema);
-            written.push(file);
+            let (out, s, input, partition, files, permits) =
+                (job.output().clone(), s.clone(), input.clone(), partition.clone(), bin.files.clone(), permits.clone());
+            unit_tasks.push(tokio::spawn(async move {
+                let _p = permits.acquire_owned().await.expect("semaphore open");
+                let (file, schema, rows) = rewrite(&out, &s, &input, &partition, b, &files).await?;
+                Ok::<_, JobError>((file, Some(schema), rows))
+            }));
         }
         for f in &plan.kept {
-            let (file, rows) = copy(job, &input, partition, f).await?;
+            let (out, input, partition, f, permits) =
+                (job.output().clone(), input.clone(), partition.clone(), f.clone(), permits.clone());
+            unit_tasks.push(tokio::spawn(async move {
+                let _p = permits.acquire_owned().await.expect("semaphore open");
+                let (file, rows) = copy(&out, &input, &partition, &f).await?;
+                Ok::<_, JobError>((file, None, rows))
+            }));
+        }
+        tasks.push(unit_tasks);
+    }
+    for (plan, unit_tasks) in mine.iter().zip(tasks) {
+        let partition = &plan.unit.partition;
+        let mut rows_in = 0u64;
+        let mut written = Vec::new();
+        for t in unit_tasks {
+            let (file, schema, rows) = t.await.map_err(|e| JobError::Internal(format!("a compaction task: {e}")))??;
             rows_in += rows;
+            if let Some(schema) = schema {
+                table_schema.get_or_insert(schema);
+            }
             written.push(file);
         }
         let rows_out: u64 = written.iter().map(|f| f.rows).sum();
@@ -156,7 +182,7 @@ fn object(input: &Location, f: &SourceFile) -> Result<InputObject, JobError> {
 /// there), plus `hour` when a day's hours are compacted together. Returns
 /// the file, its schema and the rows the sources' footers declare.
 async fn rewrite(
-    job: &Job,
+    out: &Location,
     s: &Settings,
     input: &Location,
     partition: &Partition,
@@ -185,12 +211,7 @@ async fn rewrite(
     let schema = Arc::new(Schema::new(fields));
     let crc = files.iter().fold(0u32, |c, f| crc32c::crc32c_append(crc32c::crc32c_append(c, f.key.as_bytes()), b"\n"));
     let key = format!("{}/part-{index:05}-{crc:08x}.parquet", partition.path());
-    let mut sink = ParquetSink::create(
-        job.output(),
-        job.output().join(&key)?,
-        schema.clone(),
-        &fleet_worker::write_options(&s.table),
-    )?;
+    let mut sink = ParquetSink::create(out, out.join(&key)?, schema.clone(), &fleet_worker::write_options(&s.table))?;
     let mut declared = 0u64;
     for ((obj, file_schema, rows), f) in footers.iter().zip(files) {
         declared += rows;
@@ -242,7 +263,7 @@ fn conform(
 /// Copies a file already near the target into the output partition under
 /// its own name, checksummed. Returns it and the rows its footer declares.
 async fn copy(
-    job: &Job,
+    out: &Location,
     input: &Location,
     partition: &Partition,
     f: &SourceFile,
@@ -254,7 +275,7 @@ async fn copy(
     let key = format!("{}/{name}", partition.path());
     let crc = format!("{:08x}", crc32c::crc32c(&bytes));
     let size = bytes.len() as u64;
-    job.output().put_bytes(&key, bytes).await?;
+    out.put_bytes(&key, bytes).await?;
     info!(source = %obj.uri(), key = %key, rows, "Kept a file near the target size.");
     Ok((CommittedFile { key, source: obj.uri(), rows, bytes: size, crc32c: crc }, rows))
 }
