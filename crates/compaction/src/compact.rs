@@ -215,12 +215,12 @@ async fn rewrite(
     let mut declared = 0u64;
     for ((obj, file_schema, rows), f) in footers.iter().zip(files) {
         declared += rows;
+        let hour = if hour_column { f.hour.map(|h| format!("{h:02}")) } else { None };
         let columns: Vec<&str> = file_schema.fields().iter().map(|c| c.name().as_str()).collect();
         let mut stream =
             open_batches(obj, InputFormat::Parquet, &columns, &[], file_schema.clone(), s.batch_rows).await?;
         while let Some(batch) = stream.try_next().await? {
-            let batch = conform(&batch, &schema, hour_column.then(|| f.hour.map(|h| format!("{h:02}"))).flatten())
-                .map_err(|e| bad(format!("{}: {e}", obj.uri())))?;
+            let batch = conform(&batch, &schema, hour.as_deref()).map_err(|e| bad(format!("{}: {e}", obj.uri())))?;
             sink.write(&batch).await?;
         }
     }
@@ -235,7 +235,7 @@ async fn rewrite(
 fn conform(
     batch: &RecordBatch,
     schema: &SchemaRef,
-    hour: Option<String>,
+    hour: Option<&str>,
 ) -> Result<RecordBatch, arrow_schema::ArrowError> {
     let n = batch.num_rows();
     let columns: Vec<ArrayRef> = schema
@@ -251,8 +251,10 @@ fn conform(
                 c.data_type(),
                 f.data_type()
             ))),
-            None if f.name() == "hour" && hour.is_some() => {
-                Ok(Arc::new(StringViewArray::from(vec![hour.clone(); n])) as ArrayRef)
+            None if f.name() == "hour"
+                && let Some(h) = hour =>
+            {
+                Ok(Arc::new(StringViewArray::from_iter_values(std::iter::repeat_n(h, n))) as ArrayRef)
             }
             None => Ok(new_null_array(f.data_type(), n)),
         })
@@ -261,23 +263,44 @@ fn conform(
 }
 
 /// Copies a file already near the target into the output partition under
-/// its own name, checksummed. Returns it and the rows its footer declares.
+/// its own name, streamed (memory stays at a part's size, whatever the
+/// file's) and checksummed. Returns it and the rows its footer declares.
 async fn copy(
     out: &Location,
     input: &Location,
     partition: &Partition,
     f: &SourceFile,
 ) -> Result<(CommittedFile, u64), JobError> {
+    use object_store::ObjectStoreExt;
+    use tokio::io::AsyncWriteExt;
     let obj = object(input, f)?;
     let (_, rows) = parquet_footer(&obj).await?;
-    let bytes = input.get_path(&obj.path).await?;
     let name = f.key.rsplit('/').next().unwrap_or(&f.key);
     let key = format!("{}/{name}", partition.path());
-    let crc = format!("{:08x}", crc32c::crc32c(&bytes));
-    let size = bytes.len() as u64;
-    out.put_bytes(&key, bytes).await?;
+    let target = out.join(&key)?;
+    let store_err =
+        |op: &'static str, uri: String| move |e| fleet_store::StoreError::ObjectStore { op, uri, source: e };
+    let mut body = input.store().get(&obj.path).await.map_err(store_err("get", obj.uri()))?.into_stream();
+    let mut w = object_store::buffered::BufWriter::with_capacity(out.store().clone(), target.clone(), 8 << 20);
+    let (mut crc, mut size) = (0u32, 0u64);
+    let copied: Result<(), JobError> = async {
+        while let Some(chunk) = body.try_next().await.map_err(store_err("read", obj.uri()))? {
+            crc = crc32c::crc32c_append(crc, &chunk);
+            size += chunk.len() as u64;
+            w.put(chunk).await.map_err(store_err("put", out.uri_of(&target)))?;
+        }
+        w.shutdown()
+            .await
+            .map_err(|e| JobError::Internal(format!("copying {} to {}: {e}", obj.uri(), out.uri_of(&target))))
+    }
+    .await;
+    if let Err(e) = copied {
+        // no half-written object and no upload left behind
+        let _ = w.abort().await;
+        return Err(e);
+    }
     info!(source = %obj.uri(), key = %key, rows, "Kept a file near the target size.");
-    Ok((CommittedFile { key, source: obj.uri(), rows, bytes: size, crc32c: crc }, rows))
+    Ok((CommittedFile { key, source: obj.uri(), rows, bytes: size, crc32c: format!("{crc:08x}") }, rows))
 }
 
 /// Removes the data files of the compacted partitions that this run did

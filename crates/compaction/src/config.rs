@@ -1,7 +1,7 @@
 //! The compactor's settings: each a `FLEET_*` variable and a flag, parsed
 //! and validated here.
 
-use fleet_contract::{Cli, Common, ConfigError, Date, Partition, TableFileArgs, number, parse_size, required};
+use fleet_contract::{Cli, Common, ConfigError, Date, Partition, TableFileArgs, given, number, parse_size, required};
 
 use crate::compact::Settings;
 use crate::plan::{Mode, PartitionMode};
@@ -76,10 +76,6 @@ impl AsRef<Common> for Config {
     fn as_ref(&self) -> &Common {
         &self.common
     }
-}
-
-fn given(v: &Option<String>) -> Option<&str> {
-    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
 /// The compact prefix beside a table location: `s3://b/features/` →

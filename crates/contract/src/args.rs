@@ -138,7 +138,7 @@ pub struct SpecSettings {
 
 /// A set value; empty or blank counts as not set (`-e FLEET_X=` in a task
 /// definition override, for instance).
-fn given(v: &Option<String>) -> Option<&str> {
+pub fn given(v: &Option<String>) -> Option<&str> {
     v.as_deref().filter(|s| !s.trim().is_empty())
 }
 

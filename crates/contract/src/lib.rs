@@ -33,7 +33,7 @@ mod values;
 
 pub use args::{
     Common, CommonArgs, Input, InputArgs, RejectArgs, Rejects, SpecArgs, SpecSettings, SpecShard, SpecShardArgs, Table,
-    TableArgs, TableFileArgs, boolean, glue_target, number, required,
+    TableArgs, TableFileArgs, boolean, given, glue_target, number, required,
 };
 pub use reject::{REJECT_PREFIX_BYTES, Reject};
 pub use values::{
