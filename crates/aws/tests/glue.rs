@@ -86,7 +86,7 @@ async fn sync_creates_the_table_and_registers_only_complete_partitions() {
     let file = fleet_store::list_inputs(&format!("{features}{}", marker.files[0].key)).await.unwrap();
     let schema = fleet_store::parquet_schema(&file[0]).await.unwrap();
     let expected: Vec<(String, String)> =
-        schema.fields().iter().map(|f| (f.name().clone(), hive_type(f.data_type()).unwrap().to_string())).collect();
+        schema.fields().iter().map(|f| (f.name().clone(), hive_type(f.data_type()).unwrap())).collect();
     assert_eq!(columns(&t), expected);
     assert!(expected.contains(&("graduation_year".to_string(), "smallint".to_string())), "{expected:?}");
     assert!(expected.contains(&("job_churn_rate".to_string(), "float".to_string())), "{expected:?}");

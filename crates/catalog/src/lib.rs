@@ -59,8 +59,23 @@ pub fn commit_key(partition: &Partition, shard: Shard) -> String {
     }
 }
 
-/// The Hive/Athena type of an Arrow type, or `None` when Glue has no match.
-pub fn hive_type(t: &DataType) -> Option<&'static str> {
+/// The Hive/Athena type of an Arrow type (`struct<a:bigint,b:array<string>>`,
+/// `decimal(38,0)`, `timestamp`), or `None` when Glue has no match.
+pub fn hive_type(t: &DataType) -> Option<String> {
+    Some(match t {
+        DataType::Struct(fields) => {
+            let members: Option<Vec<String>> =
+                fields.iter().map(|f| Some(format!("{}:{}", f.name(), hive_type(f.data_type())?))).collect();
+            format!("struct<{}>", members?.join(","))
+        }
+        DataType::List(e) | DataType::LargeList(e) => format!("array<{}>", hive_type(e.data_type())?),
+        DataType::Decimal128(p, s) => format!("decimal({p},{s})"),
+        DataType::Timestamp(..) => "timestamp".into(),
+        t => hive_scalar(t)?.to_string(),
+    })
+}
+
+fn hive_scalar(t: &DataType) -> Option<&'static str> {
     Some(match t {
         DataType::Boolean => "boolean",
         DataType::Int8 => "tinyint",
@@ -89,7 +104,7 @@ pub fn table_input<'k>(
     let columns: Vec<Value> = schema
         .fields()
         .iter()
-        .map(|f| json!({"Name": f.name(), "Type": hive_type(f.data_type()).unwrap_or("string")}))
+        .map(|f| json!({"Name": f.name(), "Type": hive_type(f.data_type()).unwrap_or_else(|| "string".into())}))
         .collect();
     let keys: Vec<Value> = partition_keys.into_iter().map(|k| json!({"Name": k, "Type": "string"})).collect();
     let location = if location.ends_with('/') { location.to_string() } else { format!("{location}/") };
@@ -170,12 +185,12 @@ impl SchemaUnion {
             };
             match self.fields.iter().find(|(g, _)| g.name() == f.name()) {
                 None => self.fields.push((f.as_ref().clone().with_nullable(true), file.to_string())),
-                Some((g, first_file)) if hive_type(g.data_type()) != Some(t) => {
+                Some((g, first_file)) if hive_type(g.data_type()).as_ref() != Some(&t) => {
                     return Err(CatalogError::Incompatible {
                         column: f.name().clone(),
-                        first: hive_type(g.data_type()).unwrap_or_default().to_string(),
+                        first: hive_type(g.data_type()).unwrap_or_default(),
                         first_file: first_file.clone(),
-                        other: t.to_string(),
+                        other: t,
                         other_file: file.to_string(),
                     });
                 }

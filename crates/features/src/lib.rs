@@ -274,8 +274,13 @@ fn evaluate_parallel(
     schema: SchemaRef,
 ) -> Result<Transformed, JobError> {
     let n = batch.num_rows();
-    let mut out =
-        Transformed { batch: RecordBatch::new_empty(schema.clone()), rejects: vec![], rows_rejected: 0, bytes: 0 };
+    let mut out = Transformed {
+        batch: RecordBatch::new_empty(schema.clone()),
+        rejects: vec![],
+        rows_rejected: 0,
+        rows_dropped: 0,
+        bytes: 0,
+    };
     if n == 0 {
         return Ok(out);
     }

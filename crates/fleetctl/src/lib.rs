@@ -25,6 +25,7 @@ pub const WORKERS: &[Registered] = &[
     fleet_worker::register::<fleet_predictor::BatchPredictor>(),
     fleet_worker::register::<fleet_trainer::TrainerFeeder>(),
     fleet_worker::register::<fleet_compaction::Compactor>(),
+    fleet_worker::register::<fleet_ndjson::NdjsonConverter>(),
 ];
 
 /// The registered worker called `name`.

@@ -361,6 +361,7 @@ impl Transform for Predict {
             batch: RecordBatch::try_new(self.schema.clone(), columns)?,
             rejects: t.rejects,
             rows_rejected: t.rows_rejected,
+            rows_dropped: t.rows_dropped,
             bytes: t.bytes,
         })
     }

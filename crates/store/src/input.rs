@@ -44,13 +44,26 @@ impl InputObject {
 }
 
 /// A manifest: `{"files": ["s3://...", ...]}`, the Redshift form
-/// `{"entries": [{"url": "s3://..."}]}`, or one URI per line.
+/// `{"entries": [{"url": "s3://..."}]}`, the QuickSight/Glue form
+/// `{"fileLocations": [{"URIs": [...]}, {"URIPrefixes": [...]}]}` (a prefix
+/// stands for every object under it), a JSON list of URIs, or one URI per
+/// line.
 #[derive(Deserialize)]
 struct ManifestJson {
     #[serde(default)]
     files: Vec<String>,
     #[serde(default)]
     entries: Vec<ManifestEntry>,
+    #[serde(default, rename = "fileLocations")]
+    file_locations: Vec<FileLocation>,
+}
+
+#[derive(Deserialize)]
+struct FileLocation {
+    #[serde(default, rename = "URIs")]
+    uris: Vec<String>,
+    #[serde(default, rename = "URIPrefixes")]
+    uri_prefixes: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -77,10 +90,18 @@ pub async fn list_inputs(uri: &str) -> Result<Vec<InputObject>> {
         let bytes = loc.get_path(loc.path()).await?;
         let text = String::from_utf8(bytes)
             .map_err(|_| StoreError::Manifest { uri: uri.to_string(), reason: "not UTF-8".into() })?;
+        let bad = |e: serde_json::Error| StoreError::Manifest { uri: uri.to_string(), reason: e.to_string() };
+        let mut prefixes = Vec::new();
         let uris: Vec<String> = if text.trim_start().starts_with('{') {
-            let m: ManifestJson = serde_json::from_str(&text)
-                .map_err(|e| StoreError::Manifest { uri: uri.to_string(), reason: e.to_string() })?;
-            m.files.into_iter().chain(m.entries.into_iter().map(|e| e.url)).collect()
+            let m: ManifestJson = serde_json::from_str(&text).map_err(bad)?;
+            let mut uris: Vec<String> = m.files.into_iter().chain(m.entries.into_iter().map(|e| e.url)).collect();
+            for l in m.file_locations {
+                uris.extend(l.uris);
+                prefixes.extend(l.uri_prefixes);
+            }
+            uris
+        } else if text.trim_start().starts_with('[') {
+            serde_json::from_str(&text).map_err(bad)?
         } else {
             text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_string).collect()
         };
@@ -93,19 +114,15 @@ pub async fn list_inputs(uri: &str) -> Result<Vec<InputObject>> {
             })?;
             out.push(InputObject { path: l.path().clone(), location: l, size: meta.size });
         }
+        for p in prefixes {
+            let l = Location::parse(&format!("{}/", p.trim_end_matches('/')))?;
+            list_prefix(&l, &mut out).await?;
+        }
     } else {
         let single = if uri.ends_with('/') { None } else { loc.store().head(loc.path()).await.ok() };
         match single {
             Some(meta) => out.push(InputObject { path: loc.path().clone(), location: loc.clone(), size: meta.size }),
-            None => {
-                let prefix_len = loc.path().as_ref().len();
-                for meta in loc.list().await? {
-                    let rel = meta.location.as_ref()[prefix_len..].trim_start_matches('/');
-                    if !hidden(rel) && meta.size > 0 {
-                        out.push(InputObject { location: loc.clone(), path: meta.location, size: meta.size });
-                    }
-                }
-            }
+            None => list_prefix(&loc, &mut out).await?,
         }
     }
     if out.is_empty() {
@@ -114,6 +131,18 @@ pub async fn list_inputs(uri: &str) -> Result<Vec<InputObject>> {
     out.sort_by_key(|o| o.uri());
     out.dedup_by_key(|o| o.uri());
     Ok(out)
+}
+
+/// Adds the objects under the prefix `loc` (not hidden, not empty) to `out`.
+async fn list_prefix(loc: &Location, out: &mut Vec<InputObject>) -> Result<()> {
+    let prefix_len = loc.path().as_ref().len();
+    for meta in loc.list().await? {
+        let rel = meta.location.as_ref()[prefix_len..].trim_start_matches('/');
+        if !hidden(rel) && meta.size > 0 {
+            out.push(InputObject { location: loc.clone(), path: meta.location, size: meta.size });
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -152,6 +181,18 @@ mod tests {
         assert_eq!(list_inputs("memory:///inputs-test/m.manifest.json").await.unwrap()[0].name(), "a.parquet");
         l.put_bytes("n.manifest", b"memory:///inputs-test/raw/sub/c.json\n\n".to_vec()).await.unwrap();
         assert_eq!(list_inputs("memory:///inputs-test/n.manifest").await.unwrap().len(), 1);
+        l.put_bytes(
+            "q.manifest.json",
+            br#"{"fileLocations": [{"URIs": ["memory:///inputs-test/raw/a.parquet"]}, {"URIPrefixes": ["memory:///inputs-test/raw/sub"]}]}"#.to_vec(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            names(list_inputs("memory:///inputs-test/q.manifest.json").await.unwrap()),
+            ["memory:///inputs-test/raw/a.parquet", "memory:///inputs-test/raw/sub/c.json"]
+        );
+        l.put_bytes("list.manifest.json", br#"["memory:///inputs-test/raw/b.parquet"]"#.to_vec()).await.unwrap();
+        assert_eq!(list_inputs("memory:///inputs-test/list.manifest.json").await.unwrap()[0].name(), "b.parquet");
         l.put_bytes("bad.manifest", b"memory:///inputs-test/raw/missing\n".to_vec()).await.unwrap();
         let e = list_inputs("memory:///inputs-test/bad.manifest").await.unwrap_err();
         assert!(e.to_string().contains("raw/missing"), "{e}");

@@ -14,6 +14,7 @@
 //! ```
 
 mod input;
+mod lines;
 mod parquet_io;
 
 use std::sync::{Arc, OnceLock};
@@ -24,6 +25,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use url::Url;
 
 pub use input::{InputFormat, InputObject, list_inputs};
+pub use lines::{Codec, LINE, OFFSET, lines_schema, open_lines, trim_line};
 pub use parquet_io::{
     BatchStream, Compression, GzipLevel, ParquetSink, SinkStats, WriteOptions, ZstdLevel, open_batches, parquet_footer,
     parquet_schema, read_type,
@@ -61,6 +63,9 @@ pub enum StoreError {
         #[source]
         source: arrow_schema::ArrowError,
     },
+    /// A compressed object whose bytes do not decompress.
+    #[error("{codec} data of {uri} does not decompress (at decompressed byte {offset}): {reason}")]
+    Decompress { uri: String, codec: &'static str, offset: u64, reason: String },
     #[error("manifest {uri}: {reason}")]
     Manifest { uri: String, reason: String },
     #[error("no input objects at {uri}")]

@@ -118,7 +118,10 @@ impl Exit {
             // A Parquet read that failed on I/O carries the object_store
             // error that is_retryable() looked at; otherwise the bytes were bad.
             StoreError::Parquet { op, .. } if op.starts_with("read") => Exit::BadInput,
-            StoreError::Ndjson { .. } | StoreError::Manifest { .. } | StoreError::NoInput { .. } => Exit::BadInput,
+            StoreError::Ndjson { .. }
+            | StoreError::Decompress { .. }
+            | StoreError::Manifest { .. }
+            | StoreError::NoInput { .. } => Exit::BadInput,
             _ => Exit::Retryable,
         }
     }

@@ -26,19 +26,27 @@ pub fn data_key(partition: &Partition, input_uri: &str) -> String {
         .collect();
     let hash = crc32c::crc32c(input_uri.as_bytes());
     let prefix = if clean.is_empty() || clean.starts_with(['_', '.']) { "part-" } else { "" };
-    format!("{}/{prefix}{clean}-{hash:08x}.parquet", partition.path())
+    under(partition, &format!("{prefix}{clean}-{hash:08x}.parquet"))
 }
 
 /// `<partition>/part-00007-00002.parquet`: the third file shard 7 wrote in
 /// this partition, when files are cut by size. The same input gives the
 /// same sequence of files, so a retry overwrites them.
 pub fn numbered_key(partition: &Partition, shard: Shard, seq: u32) -> String {
-    format!("{}/part-{:05}-{seq:05}.parquet", partition.path(), shard.index)
+    under(partition, &format!("part-{:05}-{seq:05}.parquet", shard.index))
 }
 
 /// `_rejects/<partition>/shard-00007-of-00050.parquet`.
 pub fn rejects_key(partition: &Partition, shard: Shard) -> String {
-    format!("_rejects/{}/{}.parquet", partition.path(), shard.name())
+    format!("_rejects/{}", under(partition, &format!("{}.parquet", shard.name())))
+}
+
+/// `<partition>/<name>`, or `<name>` in a table without partitions.
+fn under(partition: &Partition, name: &str) -> String {
+    match partition.path() {
+        p if p.is_empty() => name.to_string(),
+        p => format!("{p}/{name}"),
+    }
 }
 
 /// `_runs/<run id>/shard-00007-of-00050.json`.

@@ -27,8 +27,12 @@ pub struct Transformed {
     /// The output rows, in the plan's schema.
     pub batch: RecordBatch,
     pub rejects: Vec<Reject>,
-    /// Rows with at least one reject (they are in `batch` all the same).
+    /// Rows with at least one reject: in `batch` all the same, except the
+    /// `rows_dropped` of them.
     pub rows_rejected: u64,
+    /// Rows of the input batch that are not in `batch` (ndjson-converter's
+    /// quarantined lines); each is a rejected row, and rows in counts them.
+    pub rows_dropped: u64,
     /// Bytes of input processed, for MB/s (feature-parser: the JSON cells).
     pub bytes: u64,
 }
@@ -501,7 +505,7 @@ impl Writer<'_> {
                         sink.write(&rejects_batch(schema, &t.rejects, &uri, base)?).await?;
                     }
                 }
-                let rows = t.batch.num_rows() as u64;
+                let rows = t.batch.num_rows() as u64 + t.rows_dropped;
                 out.rows_rejected += t.rows_rejected;
                 out.bytes_processed += t.bytes;
                 out.rows_in += rows;

@@ -42,7 +42,13 @@ impl Transform for KeepRows {
         }
         let kept: Int64Array = ns.iter().map(|v| v.map(|v| v.max(0))).collect();
         let out = RecordBatch::try_new(schema(), vec![plain_strings(ids), Arc::new(kept)])?;
-        Ok(Transformed { rows_rejected: rejects.len() as u64, rejects, bytes: 8 * batch.num_rows() as u64, batch: out })
+        Ok(Transformed {
+            rows_rejected: rejects.len() as u64,
+            rows_dropped: 0,
+            rejects,
+            bytes: 8 * batch.num_rows() as u64,
+            batch: out,
+        })
     }
 }
 
