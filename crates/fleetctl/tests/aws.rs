@@ -154,6 +154,66 @@ fn the_compactor_packs_a_partition_on_s3_and_registers_the_compacted_table() {
     assert_eq!(shown["TableInput"]["StorageDescriptor"]["Location"], format!("s3://{b}/features-compact/"));
 }
 
+/// ndjson-converter on S3: QED's NDJSON, gzip-compressed, named by a
+/// QuickSight-style manifest of a URI prefix, becomes one Parquet file,
+/// and the table (structs and lists in its Hive types) is registered in Glue.
+#[test]
+fn ndjson_converter_reads_a_manifest_of_gzip_files_on_s3_and_registers_the_table() {
+    use std::io::Write;
+    let Some(b) = servers("fleet-cli-ndjson") else { return };
+    let db = database("ndjson");
+    let root = std::path::PathBuf::from(std::env::var("FLEET_TEST_S3_ROOT").unwrap()).join(&b);
+    let qed = fleet_test_support::corpora().join("qed-nq-explanations/qed-dev.jsonlines");
+    let text = std::fs::read(&qed).unwrap();
+    std::fs::create_dir_all(root.join("landing/2026/12/04")).unwrap();
+    // two gzip files of the halves
+    let lines: Vec<&[u8]> = text.split_inclusive(|&c| c == b'\n').collect();
+    for (i, half) in lines.chunks(700).enumerate() {
+        let f = std::fs::File::create(root.join(format!("landing/2026/12/04/part-{i}.json.gz"))).unwrap();
+        let mut e = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
+        e.write_all(&half.concat()).unwrap();
+        e.finish().unwrap();
+    }
+    std::fs::write(
+        root.join("in.manifest.json"),
+        json!({"fileLocations": [{"URIPrefixes": [format!("s3://{b}/landing/2026/12/04/")]}]}).to_string(),
+    )
+    .unwrap();
+    let (code, out, err) = fleetctl(
+        &[
+            "ndjson-converter",
+            "--input",
+            &format!("s3://{b}/in.manifest.json"),
+            "--output",
+            &format!("s3://{b}/qed/"),
+            "--glue-database",
+            &db,
+            "--run-id",
+            "run-20261204T080000Z",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("Registered in Glue."), "{out}");
+    let marker: Value =
+        serde_json::from_slice(&std::fs::read(root.join("qed/dt=2026-12-04/_commits/shard-00000-of-00001.json")).unwrap()).unwrap();
+    assert_eq!((marker["rows"].as_u64(), marker["files"].as_array().map(Vec::len)), (Some(1355), Some(1)));
+    let (code, out, err) = fleetctl(&["catalog", "show", "--database", &db, "--table", "qed"], &[]);
+    assert_eq!(code, 0, "{err}");
+    let shown: Value = serde_json::from_str(&out).unwrap();
+    let columns = &shown["TableInput"]["StorageDescriptor"]["Columns"];
+    let types: Vec<(&str, &str)> = columns
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["Name"].as_str().unwrap(), c["Type"].as_str().unwrap()))
+        .collect();
+    assert!(types.contains(&("example_id", "bigint")), "{types:?}");
+    assert!(types.contains(&("sentence_starts", "array<bigint>")), "{types:?}");
+    assert!(types.contains(&("_processing_timestamp", "timestamp")), "{types:?}");
+    assert!(types.iter().any(|(n, t)| *n == "annotation" && t.starts_with("struct<referential_equalities:array<struct<")));
+}
+
 #[test]
 fn the_s3_server_stopping_mid_run_registers_nothing() {
     if fleet_test_support::moto_endpoint().is_none() {

@@ -126,8 +126,9 @@ impl Config {
                 form: "a UTC time YYYY-MM-DDTHH:MM:SS[.ffffff]Z (FLEET_RUN_ID holds no time to take it from)",
             })?,
         };
-        // not partitioned unless asked
-        let table = a.table.validate(&common, Partition(vec![]))?;
+        // the UTC day of the processing time, unless asked otherwise
+        let day = Date::from_days_since_epoch(processing_time_us.div_euclid(86_400_000_000));
+        let table = a.table.validate(&common, Partition(vec![("dt".into(), day.to_string())]))?;
         let rejects = a.rejects.validate()?;
         Ok(Config {
             common,

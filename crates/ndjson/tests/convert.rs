@@ -15,6 +15,9 @@ use fleet_ndjson::{Metrics, NdjsonConverter, convert};
 use fleet_worker::{Job, RunSummary};
 use serde_json::Value;
 
+/// The partition of the runs' processing time (the run id's day).
+const DT: &str = "dt=2026-12-04";
+
 fn corpus(rel: &str) -> PathBuf {
     fleet_test_support::corpora().canonicalize().unwrap().join(rel)
 }
@@ -66,7 +69,7 @@ fn one(batches: Vec<RecordBatch>) -> RecordBatch {
 
 /// The quarantine: (file name, line, column, message) per bad line.
 fn quarantine(out: &Path) -> Vec<(String, i64, String, String)> {
-    let b = one(read(out, "_rejects"));
+    let b = one(read(out, "_rejects/dt=2026-12-04"));
     let (source, row) = (b.column_by_name("source").unwrap().as_string::<i32>(), b.column_by_name("row").unwrap());
     let (column, message) = (
         b.column_by_name("column").unwrap().as_string::<i32>(),
@@ -133,7 +136,7 @@ fn duckdb_malformed_cases_are_quarantined_by_file_and_line_and_the_rest_converte
             ("unterminated_quotes.ndjson", 3, "", "EOF while parsing a string at byte 25"),
         ]
     );
-    let b = one(read(&out, ""));
+    let b = one(read(&out, DT));
     let col = |n: &str| b.column_by_name(n).unwrap().clone();
     // LF, CR and CRLF (gzip) files give the same rows
     let names = col("name");
@@ -167,7 +170,7 @@ fn duckdb_malformed_cases_are_quarantined_by_file_and_line_and_the_rest_converte
         r#"[{"Name":"id","Type":"json"},{"Name":"name","Type":"string"},{"Name":"data","Type":"json"},{"Name":"a","Type":"bigint"}]"#
     );
     // committed, and the table's catalog entry names the metadata columns' types
-    assert!(out.join("_commits/shard-00000-of-00001.json").exists());
+    assert!(out.join("dt=2026-12-04/_commits/shard-00000-of-00001.json").exists());
     let table: Value =
         serde_json::from_slice(&std::fs::read(out.join("_runs/run-20261204T080000Z/table_input.json")).unwrap())
             .unwrap();
@@ -183,7 +186,7 @@ fn qed_ids_beyond_2_to_the_53_survive_exactly_and_nesting_becomes_structs_and_li
     let path = corpus("qed-nq-explanations/qed-dev.jsonlines");
     let s = run(&[("FLEET_INPUT", path.display().to_string()), ("FLEET_OUTPUT", dir_uri(&out))]).unwrap();
     assert_eq!((s.rows_in, s.rows_out, s.rows_rejected), (1355, 1355, 0));
-    let b = one(read(&out, ""));
+    let b = one(read(&out, DT));
     let ids = b.column_by_name("example_id").unwrap().as_primitive::<Int64Type>().values().to_vec();
     let want: Vec<i64> = std::fs::read_to_string(&path)
         .unwrap()
@@ -253,7 +256,7 @@ fn every_value_of_the_simdjson_and_json_resume_documents_comes_back() {
         run(&[("FLEET_INPUT", input.clone()), ("FLEET_OUTPUT", dir_uri(&out)), ("FLEET_ALL_STRINGS", "true".into())])
             .unwrap();
     assert_eq!((s.rows_out, s.rows_rejected), (docs.len() as u64, 0));
-    let b = one(read(&out, ""));
+    let b = one(read(&out, DT));
     let mut checked = 0;
     for (r, doc) in docs.iter().enumerate() {
         for f in b.schema().fields().iter().filter(|f| !f.name().starts_with('_')) {
@@ -271,7 +274,7 @@ fn every_value_of_the_simdjson_and_json_resume_documents_comes_back() {
     let out = tmp.path().join("typed");
     let s = run(&[("FLEET_INPUT", input), ("FLEET_OUTPUT", dir_uri(&out))]).unwrap();
     assert_eq!((s.rows_out, s.rows_rejected), (docs.len() as u64, 0));
-    let b = one(read(&out, ""));
+    let b = one(read(&out, DT));
     assert!(matches!(b.column_by_name("basics").unwrap().data_type(), arrow_schema::DataType::Struct(_)));
     assert!(matches!(b.column_by_name("work").unwrap().data_type(), arrow_schema::DataType::List(_)));
 }
@@ -295,7 +298,7 @@ fn records_of_20_mb_and_more_convert_beside_small_ones_compressed() {
     let out = tmp.path().join("out");
     let s = run(&[("FLEET_INPUT", dir_uri(&tmp.path().join("in"))), ("FLEET_OUTPUT", dir_uri(&out))]).unwrap();
     assert_eq!((s.rows_in, s.rows_out, s.rows_rejected), (8, 8, 0));
-    let b = one(read(&out, ""));
+    let b = one(read(&out, DT));
     let blob = b.column_by_name("blob").unwrap().as_string::<i32>();
     assert_eq!(blob.value(1).len(), 24 << 20);
     let items = b.column_by_name("items").unwrap().as_list::<i32>();
@@ -329,7 +332,7 @@ fn a_given_schema_quarantines_what_does_not_fit_and_too_many_fail_the_shard_unco
     };
     let e = run(&vars("0.01")).unwrap_err();
     assert!(e.contains("2 of 100 rows (0.0200) had a rejected cell"), "{e}");
-    assert!(!out.join("_commits/shard-00000-of-00001.json").exists());
+    assert!(!out.join("dt=2026-12-04/_commits/shard-00000-of-00001.json").exists());
     let q = quarantine(&out);
     assert_eq!(
         q,
@@ -345,13 +348,13 @@ fn a_given_schema_quarantines_what_does_not_fit_and_too_many_fail_the_shard_unco
     );
     run(&vars("0.05")).unwrap();
     let first: Vec<(PathBuf, Vec<u8>)> =
-        files(&out, "").into_iter().map(|f| (f.clone(), std::fs::read(f).unwrap())).collect();
+        files(&out, DT).into_iter().map(|f| (f.clone(), std::fs::read(f).unwrap())).collect();
     // a rerun writes the same files, byte for byte
     run(&vars("0.05")).unwrap();
     let again: Vec<(PathBuf, Vec<u8>)> =
-        files(&out, "").into_iter().map(|f| (f.clone(), std::fs::read(f).unwrap())).collect();
+        files(&out, DT).into_iter().map(|f| (f.clone(), std::fs::read(f).unwrap())).collect();
     assert_eq!(first, again);
-    let b = one(read(&out, ""));
+    let b = one(read(&out, DT));
     let score = b.column_by_name("score").unwrap().as_primitive::<Decimal128Type>();
     assert_eq!((score.value(3), score.precision(), score.scale()), (35, 10, 1));
     // the inline form, and bad schemas named

@@ -193,6 +193,7 @@ impl Cutter {
                 }
                 sep = match memchr::memchr2(b'\n', b'\r', &data) {
                     Some(p) if data[p] == b'\r' && p + 1 < data.len() && data[p + 1] != b'\n' => Some(b'\r'),
+                    Some(p) if data[p] == b'\r' && p + 1 == data.len() && !eof => None, // read on to see
                     Some(_) => Some(b'\n'),
                     None if eof => Some(b'\n'),
                     None => None, // decided when a line end is read
