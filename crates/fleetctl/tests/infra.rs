@@ -96,6 +96,128 @@ fn retrier_names(retry: &Value) -> BTreeSet<String> {
     retry["ErrorEquals"].as_array().unwrap().iter().map(|e| e.as_str().unwrap().to_string()).collect()
 }
 
+/// The workers the state machine runs (the execution input's `worker`);
+/// trainer-feeder and the compactor run as single tasks.
+const ROUTED: [&str; 3] = ["batch-predictor", "feature-parser", "ndjson-converter"];
+
+/// The template's name of a worker's resources: `ndjson-converter` is
+/// `NdjsonConverterRole` and `NdjsonConverterTaskDefinition`.
+fn camel(worker: &str) -> String {
+    worker
+        .split('-')
+        .map(|part| {
+            let mut c = part.chars();
+            c.next().unwrap().to_uppercase().chain(c).collect::<String>()
+        })
+        .collect()
+}
+
+/// The task definition resource the state machine runs for `input`.
+fn picked(t: &Value, input: &Value) -> String {
+    let d = &t["Resources"]["StateMachine"]["Properties"]["Definition"];
+    let pass = &d["States"][choose(&d["States"]["Worker"], input)];
+    assert_eq!(pass["Type"], "Pass", "{input}");
+    let placeholder = pass["Result"].as_str().unwrap().trim_start_matches("${").trim_end_matches('}');
+    let subs = &t["Resources"]["StateMachine"]["Properties"]["DefinitionSubstitutions"];
+    subs[placeholder]["Ref"].as_str().unwrap_or_else(|| panic!("{placeholder} is not a resource")).to_string()
+}
+
+/// The exit codes a worker's help lists (its `Exit::table`), each with
+/// whether it is final.
+fn documented_exits(worker: &str) -> BTreeMap<i32, bool> {
+    let help = (fleetctl::worker(worker).unwrap().command)().get_after_help().unwrap().to_string();
+    let exits: BTreeMap<i32, bool> = help
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let code = words.next()?.parse().ok()?;
+            Some((code, words.next() == Some("final")))
+        })
+        .collect();
+    assert!(exits.contains_key(&0) && exits.contains_key(&1), "{worker}: {help}");
+    exits
+}
+
+/// The template parameter `X` of `${X}<suffix>` (a prefix of the data bucket).
+fn prefix_param(s: &str, before: &str, suffix: &str) -> Option<String> {
+    let name = s.strip_prefix(before)?.strip_prefix("${")?;
+    let (name, rest) = name.split_once('}')?;
+    (rest.starts_with(suffix) && name.ends_with("Prefix")).then(|| name.to_string())
+}
+
+/// What a task role may do with the data bucket, as the template
+/// parameters of the prefixes (`FeaturesPrefix`, ...), and the Glue database.
+#[derive(Debug, Default, PartialEq)]
+struct Reach {
+    list: BTreeSet<String>,
+    read: BTreeSet<String>,
+    write: BTreeSet<String>,
+    glue: bool,
+}
+
+fn reach(t: &Value, role: &str) -> Reach {
+    let statements = &t["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"];
+    let one_or_many = |v: &Value| -> Vec<Value> { v.as_array().cloned().unwrap_or_else(|| vec![v.clone()]) };
+    let sub = |v: &Value| v["Fn::Sub"].as_str().unwrap_or_else(|| panic!("{role}: {v}")).to_string();
+    let mut by_action: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut r = Reach::default();
+    for s in statements.as_array().unwrap() {
+        assert_eq!(s["Effect"], "Allow", "{role}: {s}");
+        for action in one_or_many(&s["Action"]) {
+            let action = action.as_str().unwrap().to_string();
+            if action.starts_with("glue:") {
+                r.glue = true;
+                continue;
+            }
+            assert!(action.starts_with("s3:"), "{role}: {action}");
+            if action == "s3:ListBucket" {
+                assert_eq!(sub(&s["Resource"]), "arn:${AWS::Partition}:s3:::${DataBucket}", "{role}");
+                for p in one_or_many(&s["Condition"]["StringLike"]["s3:prefix"]) {
+                    let p = prefix_param(&sub(&p), "", "*").unwrap_or_else(|| panic!("{role}: lists {p}"));
+                    r.list.insert(p);
+                }
+                continue;
+            }
+            for res in one_or_many(&s["Resource"]) {
+                let arn = sub(&res);
+                let p = prefix_param(&arn, "arn:${AWS::Partition}:s3:::${DataBucket}/", "*")
+                    .unwrap_or_else(|| panic!("{role}: {action} on {arn}, not one prefix of the data bucket"));
+                by_action.entry(action.clone()).or_default().insert(p);
+            }
+        }
+    }
+    r.read = by_action.remove("s3:GetObject").unwrap_or_default();
+    r.write = by_action.remove("s3:PutObject").unwrap_or_default();
+    // deleting and aborting uploads go with writing, nothing else
+    for a in ["s3:DeleteObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"] {
+        assert_eq!(by_action.remove(a).unwrap_or_default(), r.write, "{role}: {a}");
+    }
+    assert!(by_action.is_empty(), "{role}: {by_action:?}");
+    r
+}
+
+/// The prefixes (template parameters) a task definition's settings name,
+/// and that of its `FLEET_OUTPUT`.
+fn named_prefixes(t: &Value, resource: &str) -> (BTreeSet<String>, Option<String>) {
+    let env = &t["Resources"][resource]["Properties"]["ContainerDefinitions"][0]["Environment"];
+    let (mut all, mut output) = (BTreeSet::new(), None);
+    for kv in env.as_array().unwrap() {
+        if let Some(s) = kv["Value"]["Fn::Sub"].as_str()
+            && let Some(p) = prefix_param(s, "s3://${DataBucket}/", "")
+        {
+            if kv["Name"] == "FLEET_OUTPUT" {
+                output = Some(p.clone());
+            }
+            all.insert(p);
+        }
+    }
+    (all, output)
+}
+
+fn names(list: &[&str]) -> BTreeSet<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
 #[test]
 fn the_map_reads_the_manifest_and_runs_50_shard_tasks_at_once() {
     let d = definition();
@@ -252,10 +374,34 @@ fn a_shard_is_retried_as_fleetctl_run_retries_it() {
     }
     let cause = states["ShardExited"]["CausePath"].as_str().unwrap();
     assert!(cause.contains("$.task.Containers[0].ExitCode") && cause.contains("$.shard.index"), "{cause}");
+
+    // each worker the state machine runs: the exits its help calls final end the shard at once,
+    // the others are retried; feature-parser's and ndjson-converter's reject threshold (3) is final
+    let t = template();
+    for worker in ROUTED {
+        let td = picked(&t, &json!({"worker": worker}));
+        let exits = documented_exits(worker);
+        for (&code, &is_final) in exits.iter().filter(|(c, _)| **c != 0) {
+            let input = json!({"attempt": 1, "task_definition": td, "task": {"Containers": [{"ExitCode": code}]}});
+            let next = choose(retryable, &input);
+            assert_eq!(next == "ShardExited", is_final, "{worker} exit {code}: {next}");
+            assert_eq!(next == "Backoff", !is_final, "{worker} exit {code}: {next}");
+        }
+        let threshold = (fleetctl::worker(worker).unwrap().command)()
+            .get_arguments()
+            .any(|a| a.get_env().and_then(|e| e.to_str()) == Some("FLEET_MAX_REJECT_RATIO"));
+        if matches!(worker, "feature-parser" | "ndjson-converter") {
+            assert!(threshold, "{worker} takes FLEET_MAX_REJECT_RATIO");
+        }
+        if threshold {
+            let code = i32::from(Exit::RejectThreshold.code());
+            assert_eq!(exits.get(&code), Some(&true), "{worker}: exit {code} (reject threshold) is final: {exits:?}");
+        }
+    }
 }
 
 #[test]
-fn the_worker_is_batch_predictor_unless_the_input_says_feature_parser_then_the_finalize_step() {
+fn the_input_picks_the_worker_batch_predictor_by_default_then_the_finalize_step() {
     let t = template();
     let d = definition();
     let subs = &t["Resources"]["StateMachine"]["Properties"]["DefinitionSubstitutions"];
@@ -264,18 +410,55 @@ fn the_worker_is_batch_predictor_unless_the_input_says_feature_parser_then_the_f
         let resource = subs[placeholder]["Ref"].as_str().unwrap();
         t["Resources"][resource]["Properties"]["ContainerDefinitions"][0]["Command"].clone()
     };
+    let mut runs = BTreeSet::new();
     for (input, worker) in [
         (json!({}), "batch-predictor"),
         (json!({"worker": "batch-predictor"}), "batch-predictor"),
         (json!({"worker": "feature-parser"}), "feature-parser"),
+        (json!({"worker": "ndjson-converter"}), "ndjson-converter"),
+        // what `fleetctl plan ndjson-converter` writes: the rest of the input does not matter
+        (json!({"worker": "ndjson-converter", "manifest": {}, "results": {}, "finalize": []}), "ndjson-converter"),
     ] {
         let next = choose(&d["States"]["Worker"], &input);
         let pass = &d["States"][&next];
+        assert_eq!(pass["Type"], "Pass", "{input}");
         assert_eq!(pass["ResultPath"], "$.task_definition");
         let placeholder = pass["Result"].as_str().unwrap().trim_start_matches("${").trim_end_matches('}');
         assert_eq!(command(placeholder), json!([worker]), "{input}");
         assert_eq!(pass["Next"], "Shards");
+        let resource = picked(&t, &input);
+        assert_eq!(resource, format!("{}TaskDefinition", camel(worker)), "{input}");
+        runs.insert(resource);
     }
+    // each Choice rule picks a worker of its own: no branch is shadowed by another
+    let rules = d["States"]["Worker"]["Choices"].as_array().unwrap();
+    let targets: BTreeSet<&str> = rules.iter().map(|c| c["Next"].as_str().unwrap()).collect();
+    assert_eq!(targets.len(), rules.len());
+    assert_eq!(runs, ROUTED.iter().map(|w| format!("{}TaskDefinition", camel(w))).collect());
+    // ... and may run exactly those task definitions (and the finalize step's), passing their roles
+    let sm = &t["Resources"]["StateMachineRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"];
+    let sid = |id: &str| sm.as_array().unwrap().iter().find(|s| s["Sid"] == id).unwrap().clone();
+    let ecs_run: BTreeSet<String> = sid("RunShardTasks")["Resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["Ref"].as_str().unwrap().to_string())
+        .collect();
+    let mut want_run = runs.clone();
+    want_run.insert("FinalizeTaskDefinition".into());
+    assert_eq!(ecs_run, want_run);
+    let passed: BTreeSet<String> = sid("PassTaskRoles")["Resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["Fn::GetAtt"][0].as_str().unwrap().to_string())
+        .collect();
+    let mut want_pass: BTreeSet<String> = want_run
+        .iter()
+        .map(|td| t["Resources"][td]["Properties"]["TaskRoleArn"]["Fn::GetAtt"][0].as_str().unwrap().to_string())
+        .collect();
+    want_pass.insert("ExecutionRole".into());
+    assert_eq!(passed, want_pass);
     // after the map: catalog sync when the input has its settings, then the failures counted
     assert_eq!(d["States"]["Shards"]["Next"], "Register");
     assert_eq!(choose(&d["States"]["Register"], &json!({"finalize": []})), "Finalize");
@@ -371,6 +554,19 @@ fn task_definitions_are_valid_fargate_tasks_with_the_workers_settings() {
         assert_eq!(vars["FLEET_THREADS"], (cpu / 1024).to_string(), "{name}");
         assert_eq!(vars["FLEET_TASK_VCPU"], (cpu / 1024).to_string(), "{name}");
         assert_eq!(vars["FLEET_TASK_MEMORY_GIB"], (memory / 1024).to_string(), "{name}");
+        // ... and the worker accepts them as they are (what `fleetctl plan` checks)
+        let cmd = (w.command)();
+        let args = fleetctl::args_from_vars(&cmd, vars.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let m = cmd.try_get_matches_from(&args).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let checked = (w.check)(&m).unwrap_or_else(|e| panic!("{name}: {worker} refuses its settings: {e}"));
+        assert_eq!(checked.common.output, vars["FLEET_OUTPUT"], "{name}");
+        if let Some(table) = vars.get("FLEET_GLUE_TABLE") {
+            let t = checked.table.as_ref().unwrap_or_else(|| panic!("{name}: no table"));
+            assert!(t.glue.register, "{name}: the table is registered in Glue");
+            assert_eq!(&t.glue.table, table, "{name}");
+        }
+        assert_eq!(c["logConfiguration"]["options"]["awslogs-stream-prefix"], worker, "{name}");
+        assert_eq!(td["family"], format!("fleet-{worker}-{size}"), "{name}");
         // placeholders only, nothing account-specific
         let text = serde_json::to_string(&td).unwrap();
         assert!(!text.contains("arn:aws"), "{name}: {text}");
@@ -379,10 +575,32 @@ fn task_definitions_are_valid_fargate_tasks_with_the_workers_settings() {
             assert!(text.contains(p), "{name}: {p}");
         }
     }
-    for w in ["feature-parser", "batch-predictor", "trainer-feeder", "compactor"] {
+    // every registered worker has both sizes
+    let workers: Vec<&str> = fleetctl::WORKERS.iter().map(|w| w.name).collect();
+    for w in ["feature-parser", "batch-predictor", "trainer-feeder", "compactor", "ndjson-converter"] {
+        assert!(workers.contains(&w), "{w} is registered");
+    }
+    for w in workers {
         for s in ["4vcpu", "8vcpu"] {
             assert!(seen.contains(&(w.to_string(), s.to_string())), "task-definitions/{w}.{s}.json");
         }
+    }
+    // ndjson-converter: the landing prefix to the events table, with feature-parser's memory
+    for s in ["4vcpu", "8vcpu"] {
+        let td = read(&format!("task-definitions/ndjson-converter.{s}.json"));
+        let env: BTreeMap<&str, &str> = td["containerDefinitions"][0]["environment"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|kv| (kv["name"].as_str().unwrap(), kv["value"].as_str().unwrap()))
+            .collect();
+        assert_eq!(env["FLEET_INPUT"], "s3://${Bucket}/landing/", "{s}");
+        assert_eq!(env["FLEET_OUTPUT"], "s3://${Bucket}/events/", "{s}");
+        assert_eq!(env["FLEET_GLUE_DATABASE"], "${GlueDatabase}", "{s}");
+        assert_eq!(env["FLEET_GLUE_TABLE"], "events", "{s}");
+        assert_eq!(env["FLEET_LOG_FORMAT"], "json", "{s}");
+        let fp = read(&format!("task-definitions/feature-parser.{s}.json"));
+        assert_eq!(td["memory"], fp["memory"], "{s}");
     }
 }
 
@@ -390,20 +608,52 @@ fn task_definitions_are_valid_fargate_tasks_with_the_workers_settings() {
 fn the_templates_task_definitions_match_the_files() {
     let t = template();
     let sizes = &t["Mappings"]["TaskSizes"];
-    for (resource, worker) in [
-        ("FeatureParserTaskDefinition", "feature-parser"),
-        ("BatchPredictorTaskDefinition", "batch-predictor"),
-        ("TrainerFeederTaskDefinition", "trainer-feeder"),
-        ("CompactorTaskDefinition", "compactor"),
+    let default =
+        |param: &str| t["Parameters"][param]["Default"].as_str().unwrap_or_else(|| panic!("{param}")).to_string();
+    for (resource, worker, memory) in [
+        ("FeatureParserTaskDefinition", "feature-parser", "Memory"),
+        ("BatchPredictorTaskDefinition", "batch-predictor", "Memory"),
+        ("TrainerFeederTaskDefinition", "trainer-feeder", "TrainerMemory"),
+        ("CompactorTaskDefinition", "compactor", "Memory"),
+        ("NdjsonConverterTaskDefinition", "ndjson-converter", "Memory"),
     ] {
         let p = &t["Resources"][resource]["Properties"];
+        assert_eq!(resource, format!("{}TaskDefinition", camel(worker)));
+        assert_eq!(p["TaskRoleArn"]["Fn::GetAtt"], json!([format!("{}Role", camel(worker)), "Arn"]), "{worker}");
+        assert_eq!(p["Family"]["Fn::Sub"], format!("${{AWS::StackName}}-{worker}"), "{worker}");
         let c = &p["ContainerDefinitions"][0];
+        assert_eq!(c["LogConfiguration"]["Options"]["awslogs-stream-prefix"], worker, "{worker}");
         for size in ["4vcpu", "8vcpu"] {
             let file = read(&format!("task-definitions/{worker}.{size}.json"));
             let fc = &file["containerDefinitions"][0];
             let mem_key = p["Memory"]["Fn::FindInMap"][2].as_str().unwrap();
+            assert_eq!(mem_key, memory, "{worker}");
             assert_eq!(sizes[size]["Cpu"], file["cpu"], "{worker} {size}");
             assert_eq!(sizes[size][mem_key], file["memory"], "{worker} {size}");
+            // the same values, the template's at its parameters' defaults
+            let file_env: BTreeMap<&str, &Value> = fc["environment"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|kv| (kv["name"].as_str().unwrap(), &kv["value"]))
+                .collect();
+            for kv in c["Environment"].as_array().unwrap() {
+                let (name, v) = (kv["Name"].as_str().unwrap(), &kv["Value"]);
+                let value = if let Some(s) = v["Fn::Sub"].as_str() {
+                    let mut s = s.replace("${DataBucket}", "${Bucket}");
+                    while let Some(i) = s.find("Prefix}") {
+                        let start = s[..i].rfind("${").unwrap();
+                        let param = s[start + 2..i + "Prefix".len()].to_string();
+                        s.replace_range(start..i + "Prefix}".len(), &default(&param));
+                    }
+                    json!(s)
+                } else if let Some(key) = v["Fn::FindInMap"][2].as_str() {
+                    sizes[size][key].clone()
+                } else {
+                    v.clone()
+                };
+                assert_eq!(file_env.get(name), Some(&&value), "{worker} {size}: {name}");
+            }
             assert_eq!(c["Command"], fc["command"]);
             assert_eq!(c["StopTimeout"], fc["stopTimeout"]);
             assert_eq!(c["ReadonlyRootFilesystem"], fc["readonlyRootFilesystem"]);
@@ -430,7 +680,15 @@ fn each_task_role_reaches_only_its_prefixes_and_glue_database() {
     let trainer = text("TrainerFeederRole");
     assert!(!trainer.contains("glue:"), "{trainer}");
     assert!(trainer.contains("${ModelsPrefix}") && !trainer.contains("${PredictionsPrefix}"));
-    for role in ["FeatureParserRole", "BatchPredictorRole", "TrainerFeederRole", "FinalizeRole", "CompactorRole"] {
+    let roles = [
+        "FeatureParserRole",
+        "BatchPredictorRole",
+        "TrainerFeederRole",
+        "FinalizeRole",
+        "CompactorRole",
+        "NdjsonConverterRole",
+    ];
+    for role in roles {
         for s in statements(role).as_array().unwrap() {
             let res = serde_json::to_string(&s["Resource"]).unwrap();
             assert_ne!(res, "\"*\"", "{role}: {s}");
@@ -444,6 +702,73 @@ fn each_task_role_reaches_only_its_prefixes_and_glue_database() {
     }
     let fp = text("FeatureParserRole");
     assert!(fp.contains("s3:AbortMultipartUpload"), "a stopped shard aborts its uploads");
+
+    // what each role may list, read and write, as the template's prefix parameters
+    for (role, read, write, glue) in [
+        ("FeatureParserRole", &["RawPrefix", "FeaturesPrefix"][..], Some("FeaturesPrefix"), true),
+        (
+            "BatchPredictorRole",
+            &["RawPrefix", "ModelsPrefix", "PredictionsPrefix"][..],
+            Some("PredictionsPrefix"),
+            true,
+        ),
+        ("TrainerFeederRole", &["FeaturesPrefix", "TargetsPrefix", "ModelsPrefix"][..], Some("ModelsPrefix"), false),
+        ("CompactorRole", &["FeaturesPrefix", "CompactPrefix"][..], Some("CompactPrefix"), true),
+        ("NdjsonConverterRole", &["LandingPrefix", "EventsPrefix"][..], Some("EventsPrefix"), true),
+        ("FinalizeRole", &["FeaturesPrefix", "PredictionsPrefix", "EventsPrefix"][..], None, true),
+    ] {
+        let want =
+            Reach { list: names(read), read: names(read), write: write.into_iter().map(String::from).collect(), glue };
+        assert_eq!(reach(&t, role), want, "{role}");
+    }
+    // a worker's role reaches what its task definition names: its output (written, and read for
+    // the commit markers and the schema of earlier runs) and its inputs (read), nothing else
+    for w in fleetctl::WORKERS {
+        let resource = format!("{}TaskDefinition", camel(w.name));
+        let role = r[&resource]["Properties"]["TaskRoleArn"]["Fn::GetAtt"][0].as_str().unwrap().to_string();
+        assert_eq!(role, format!("{}Role", camel(w.name)));
+        let (named, output) = named_prefixes(&t, &resource);
+        let output = output.unwrap_or_else(|| panic!("{resource}: FLEET_OUTPUT is not a prefix of the data bucket"));
+        let env = serde_json::to_string(&r[&resource]["Properties"]["ContainerDefinitions"][0]["Environment"]).unwrap();
+        let glue = env.contains("\"FLEET_GLUE_DATABASE\"");
+        let want = Reach { list: named.clone(), read: named, write: BTreeSet::from([output]), glue };
+        assert_eq!(reach(&t, &role), want, "{} ({role})", w.name);
+    }
+    // the finalize step (catalog sync) reads the output of every worker the state machine runs
+    // with a Glue table, and writes nothing
+    let mut outputs = BTreeSet::new();
+    for w in ROUTED {
+        let resource = picked(&t, &json!({"worker": w}));
+        let env = serde_json::to_string(&r[&resource]["Properties"]["ContainerDefinitions"][0]["Environment"]).unwrap();
+        if env.contains("\"FLEET_GLUE_DATABASE\"") {
+            outputs.insert(named_prefixes(&t, &resource).1.unwrap());
+        }
+    }
+    assert_eq!(
+        reach(&t, "FinalizeRole"),
+        Reach { list: outputs.clone(), read: outputs, write: BTreeSet::new(), glue: true }
+    );
+    // the landing prefix is ndjson-converter's alone, and only read
+    for role in roles {
+        let reach = reach(&t, role);
+        assert!(!reach.write.contains("LandingPrefix"), "{role}");
+        assert_eq!(reach.read.contains("LandingPrefix"), role == "NdjsonConverterRole", "{role}");
+    }
+    // the bookkeeping of a run is under its output: _runs, _rejects and _commits, the schema a
+    // conversion wrote, all relative to FLEET_OUTPUT, so the write prefix covers them
+    let shard = fleet_contract::Shard { index: 7, count: 50 };
+    let day = fleet_contract::Partition(vec![("dt".into(), "2026-12-04".into())]);
+    for key in [
+        fleet_worker::layout::summary_key("r1", shard),
+        fleet_worker::layout::table_input_key("r1"),
+        fleet_worker::layout::rejects_key(&day, shard),
+        fleet_worker::layout::commit_key(&day, shard),
+        fleet_worker::layout::commit_key(&fleet_contract::Partition(vec![]), shard),
+        fleet_ndjson::schema_key("r1"),
+    ] {
+        assert!(!key.starts_with('/') && !key.split('/').any(|p| p == ".." || p.is_empty()), "{key}");
+        assert!(key.starts_with("_runs/") || key.starts_with("_rejects/") || key.contains("_commits/"), "{key}");
+    }
     // the bucket aborts what a killed task could not
     let rules = &r["DataBucket"]["Properties"]["LifecycleConfiguration"]["Rules"];
     assert!(
