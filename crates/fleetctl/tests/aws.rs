@@ -195,8 +195,10 @@ fn ndjson_converter_reads_a_manifest_of_gzip_files_on_s3_and_registers_the_table
     );
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("Registered in Glue."), "{out}");
-    let marker: Value =
-        serde_json::from_slice(&std::fs::read(root.join("qed/dt=2026-12-04/_commits/shard-00000-of-00001.json")).unwrap()).unwrap();
+    let marker: Value = serde_json::from_slice(
+        &std::fs::read(root.join("qed/dt=2026-12-04/_commits/shard-00000-of-00001.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!((marker["rows"].as_u64(), marker["files"].as_array().map(Vec::len)), (Some(1355), Some(1)));
     let (code, out, err) = fleetctl(&["catalog", "show", "--database", &db, "--table", "qed"], &[]);
     assert_eq!(code, 0, "{err}");
@@ -211,7 +213,9 @@ fn ndjson_converter_reads_a_manifest_of_gzip_files_on_s3_and_registers_the_table
     assert!(types.contains(&("example_id", "bigint")), "{types:?}");
     assert!(types.contains(&("sentence_starts", "array<bigint>")), "{types:?}");
     assert!(types.contains(&("_processing_timestamp", "timestamp")), "{types:?}");
-    assert!(types.iter().any(|(n, t)| *n == "annotation" && t.starts_with("struct<referential_equalities:array<struct<")));
+    assert!(
+        types.iter().any(|(n, t)| *n == "annotation" && t.starts_with("struct<referential_equalities:array<struct<"))
+    );
 }
 
 #[test]
