@@ -60,7 +60,9 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use fleet_contract::{Cli, Common, ConfigError, LogFormat, Table};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 pub use error::{Classified, JobError, chain};
 pub use exit::Exit;
@@ -227,7 +229,8 @@ fn fleetctl_main<W: Worker>(args: Vec<OsString>) -> ExitCode {
 }
 
 /// Starts tracing on stdout, where a worker's logs go (ECS captures it).
-/// `RUST_LOG` sets the filter (default `info`).
+/// `RUST_LOG` sets the filter (default `info`): levels per target, such as
+/// `warn,fleet_worker=debug`.
 pub fn init_tracing(format: LogFormat) {
     start(json_for(format, &std::io::stdout()), std::io::stdout);
 }
@@ -250,12 +253,23 @@ fn start<W>(json: bool, writer: W)
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
+    let registry = tracing_subscriber::registry().with(filter);
     let _ = if json {
-        builder.json().flatten_event(true).with_current_span(false).try_init()
+        registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(false)
+                    .with_writer(writer),
+            )
+            .try_init()
     } else {
-        builder.with_target(false).try_init()
+        registry.with(tracing_subscriber::fmt::layer().with_target(false).with_writer(writer)).try_init()
     };
 }
 
