@@ -172,19 +172,21 @@ impl Cutter {
         // whose first line does
         let mut sep = None;
         loop {
-            while data.len() < want && !eof {
-                let len = data.len();
-                data.resize(want.max(len + (64 << 10)), 0);
-                match reader.read(&mut data[len..]) {
-                    Ok(0) => {
-                        data.truncate(len);
-                        eof = true;
-                    }
-                    Ok(n) => data.truncate(len + n),
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => data.truncate(len),
-                    Err(e) => return Err(self.error(codec, len as u64, e)),
+            // the buffer is zeroed once per fill, not once per read (reads
+            // may be 8 KiB each)
+            let mut filled = data.len();
+            if filled < want && !eof {
+                data.resize(want.max(filled + (64 << 10)), 0);
+            }
+            while filled < data.len() && filled < want && !eof {
+                match reader.read(&mut data[filled..]) {
+                    Ok(0) => eof = true,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(self.error(codec, filled as u64, e)),
                 }
             }
+            data.truncate(filled);
             if sep.is_none() {
                 // a UTF-8 byte order mark is not part of the first line
                 if self.offset == 0 && data.starts_with(b"\xEF\xBB\xBF") {
