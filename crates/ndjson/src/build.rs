@@ -96,6 +96,11 @@ enum Builder {
 struct StructBuilder {
     fields: Fields,
     index: HashMap<String, usize>,
+    /// The member keys, and which member followed which in the last object
+    /// looked up (`follow[len]`: the first): lines mostly repeat an order,
+    /// so a lookup is mostly one comparison.
+    keys: Vec<Box<str>>,
+    follow: Vec<usize>,
     children: Vec<Builder>,
     nulls: NullBufferBuilder,
     /// Which members the object being checked or appended had (`seen[m] == stamp`).
@@ -116,6 +121,8 @@ impl StructBuilder {
         Self {
             fields: columns.iter().map(Column::field).collect(),
             index: columns.iter().enumerate().map(|(i, c)| (c.key.clone(), i)).collect(),
+            keys: columns.iter().map(|c| c.key.as_str().into()).collect(),
+            follow: (1..=columns.len()).chain([0]).collect(),
             children: columns.iter().map(|c| Builder::new(&c.kind)).collect(),
             nulls: NullBufferBuilder::new(0),
             stamp: 0,
@@ -132,16 +139,31 @@ impl StructBuilder {
         self.stamp
     }
 
+    /// The member of key `key` coming after member `prev` (`keys.len()`
+    /// for the first).
+    #[inline]
+    fn member(&mut self, prev: usize, key: &str) -> Option<usize> {
+        let guess = self.follow[prev];
+        let m = match self.keys.get(guess) {
+            Some(k) if **k == *key => guess,
+            _ => *self.index.get(key)?,
+        };
+        self.follow[prev] = m;
+        Some(m)
+    }
+
     /// Checks the object at `tape[i]`.
     fn check_object(&mut self, tape: &[Node], i: usize, lit: &mut Literals) -> Result<usize, Mismatch> {
         let Node::Object { len, .. } = tape[i] else { unreachable!("checked by the caller") };
         let stamp = self.next_stamp();
         let mut j = i + 1;
+        let mut prev = self.keys.len();
         for _ in 0..len {
             let Node::String(key) = tape[j] else { unreachable!("object keys are strings") };
-            let Some(&m) = self.index.get(key) else {
+            let Some(m) = self.member(prev, key) else {
                 return Err(Mismatch::new("a member the schema does not have".into()).within(key.to_string()));
             };
+            prev = m;
             if self.seen[m] == stamp {
                 return Err(Mismatch::new("a member given twice".into()).within(key.to_string()));
             }
@@ -156,9 +178,11 @@ impl StructBuilder {
         let Node::Object { len, .. } = tape[i] else { unreachable!("checked") };
         let stamp = self.next_stamp();
         let mut j = i + 1;
+        let mut prev = self.keys.len();
         for _ in 0..len {
             let Node::String(key) = tape[j] else { unreachable!("object keys are strings") };
-            let m = self.index[key];
+            let m = self.member(prev, key).expect("checked");
+            prev = m;
             self.seen[m] = stamp;
             j = self.children[m].append(tape, j + 1, lit);
         }

@@ -20,6 +20,7 @@
 pub mod build;
 pub mod config;
 pub mod literal;
+pub mod scan;
 pub mod shape;
 
 use std::cell::RefCell;
@@ -255,13 +256,28 @@ fn each_line(
 
 /// The shape of a batch's lines (lines that do not parse, or are not
 /// objects, are left to the conversion pass to quarantine); and its bytes.
+/// Most lines are read by [`scan`]; the lines it is not sure of by simd-json.
 fn infer_batch(batch: &RecordBatch) -> (Shape, u64) {
+    let lines = batch.column(0).as_binary::<i64>();
     let mut shape = Shape::default();
-    let (_, bytes) = each_line(batch, |_, line, parsed| {
-        if let Ok(tape) = parsed
-            && matches!(tape[0], simd_json::Node::Object { .. })
-        {
-            shape.observe(tape, 0, &mut Literals::new(line));
+    let mut events = Vec::new();
+    let mut bytes = 0;
+    PARSER.with(|p| {
+        let (parser, stored) = &mut *p.borrow_mut();
+        for raw in lines.iter().flatten() {
+            bytes += raw.len() as u64;
+            let line = trim_line(raw);
+            if scan::scan(line, &mut events) {
+                shape.replay(&events, 0);
+                continue;
+            }
+            let mut tape = std::mem::replace(stored, Tape(Vec::new())).reset();
+            if let Ok(Parsed::Document) = parser.parse(line, &mut tape)
+                && matches!(tape.0[0], simd_json::Node::Object { .. })
+            {
+                shape.observe(&tape.0, 0, &mut Literals::new(line));
+            }
+            *stored = tape.reset();
         }
     });
     (shape, bytes)

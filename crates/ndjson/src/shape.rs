@@ -27,22 +27,10 @@ use simd_json::{Node, StaticNode};
 
 use crate::NdjsonError;
 use crate::literal::Literals;
+use crate::scan::{Event, Int};
 
 /// 2^53: the integers a double holds exactly.
 const SAFE: u64 = 1 << 53;
-
-/// The class of the widest integer seen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Int {
-    /// |v| <= 2^53
-    Safe,
-    /// fits i64
-    I64,
-    /// up to 38 digits
-    Decimal,
-    /// wider
-    Wide,
-}
 
 /// What the values at one member path have been.
 #[derive(Debug, Clone, Default)]
@@ -62,20 +50,47 @@ struct Members {
     keys: Vec<String>,
     index: HashMap<String, usize>,
     shapes: Vec<Shape>,
+    /// Which member followed which in the last object read (`first`: the
+    /// first member): objects mostly repeat an order, so a lookup is
+    /// mostly one comparison.
+    follow: Vec<usize>,
+    first: usize,
 }
 
 impl Members {
-    fn slot(&mut self, key: &str) -> &mut Shape {
-        let i = match self.index.get(key) {
+    /// The member of key `key`, added if new.
+    fn index_of(&mut self, key: &str) -> usize {
+        match self.index.get(key) {
             Some(&i) => i,
             None => {
                 self.keys.push(key.to_string());
                 self.shapes.push(Shape::default());
+                self.follow.push(usize::MAX);
                 self.index.insert(key.to_string(), self.keys.len() - 1);
                 self.keys.len() - 1
             }
-        };
+        }
+    }
+
+    fn slot(&mut self, key: &str) -> &mut Shape {
+        let i = self.index_of(key);
         &mut self.shapes[i]
+    }
+
+    /// [`Members::index_of`] for the member that comes after member `prev`
+    /// (`None`: the first) in the object being read.
+    #[inline]
+    fn index_after(&mut self, prev: Option<usize>, key: &str) -> usize {
+        let guess = prev.map_or(self.first, |p| self.follow[p]);
+        let m = match self.keys.get(guess) {
+            Some(k) if k == key => guess,
+            _ => self.index_of(key),
+        };
+        match prev {
+            Some(p) => self.follow[p] = m,
+            None => self.first = m,
+        }
+        m
     }
 }
 
@@ -107,10 +122,12 @@ impl Shape {
             Node::String(_) => self.string = true,
             Node::Object { len, .. } => {
                 let members = self.object.get_or_insert_with(Members::default);
-                let mut j = i + 1;
+                let (mut j, mut prev) = (i + 1, None);
                 for _ in 0..len {
                     let Node::String(key) = tape[j] else { unreachable!("object keys are strings") };
-                    j = members.slot(key).observe(tape, j + 1, lit);
+                    let m = members.index_after(prev, key);
+                    prev = Some(m);
+                    j = members.shapes[m].observe(tape, j + 1, lit);
                 }
                 return j;
             }
@@ -124,6 +141,39 @@ impl Shape {
             }
         }
         i + 1
+    }
+
+    /// Adds the value whose events start at `events[k]` ([`crate::scan`]);
+    /// returns the index after them. The same as [`Shape::observe`] of the
+    /// line's tape.
+    pub fn replay(&mut self, events: &[Event], k: usize) -> usize {
+        match events[k] {
+            Event::Null => self.null = true,
+            Event::Bool => self.boolean = true,
+            Event::Int(class) => self.int(class),
+            Event::Float => self.float = true,
+            Event::String => self.string = true,
+            Event::Object => {
+                let members = self.object.get_or_insert_with(Members::default);
+                let (mut k, mut prev) = (k + 1, None);
+                while let Event::Key(key) = events[k] {
+                    let m = members.index_after(prev, key);
+                    prev = Some(m);
+                    k = members.shapes[m].replay(events, k + 1);
+                }
+                return k + 1;
+            }
+            Event::Array => {
+                let element = self.array.get_or_insert_with(Box::default);
+                let mut k = k + 1;
+                while events[k] != Event::End {
+                    k = element.replay(events, k);
+                }
+                return k + 1;
+            }
+            Event::End | Event::Key(_) => unreachable!("a scan's events are balanced"),
+        }
+        k + 1
     }
 
     fn int(&mut self, class: Int) {

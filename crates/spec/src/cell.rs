@@ -120,7 +120,7 @@ pub(crate) fn cell_elements(b: &[u8], f: impl FnMut(usize) -> Option<usize>) -> 
 /// element starting at `at` and returns where it ends. Returns where the
 /// array ends and how many elements it has.
 #[inline(always)]
-pub(crate) fn each_element(b: &[u8], i: usize, mut f: impl FnMut(usize) -> Option<usize>) -> Option<(usize, usize)> {
+pub fn each_element(b: &[u8], i: usize, mut f: impl FnMut(usize) -> Option<usize>) -> Option<(usize, usize)> {
     let mut i = skip_ws(b, i + 1);
     if b.get(i) == Some(&b']') {
         return Some((i + 1, 0));
@@ -142,11 +142,7 @@ pub(crate) fn each_element(b: &[u8], i: usize, mut f: impl FnMut(usize) -> Optio
 /// ends (`name` is `None` when it has an escape: its text is not the
 /// name). Returns where the object ends.
 #[inline(always)]
-pub(crate) fn each_member(
-    b: &[u8],
-    i: usize,
-    mut f: impl FnMut(Option<&[u8]>, usize) -> Option<usize>,
-) -> Option<usize> {
+pub fn each_member(b: &[u8], i: usize, mut f: impl FnMut(Option<&[u8]>, usize) -> Option<usize>) -> Option<usize> {
     let mut i = skip_ws(b, i + 1);
     if b.get(i) == Some(&b'}') {
         return Some(i + 1);
@@ -176,8 +172,9 @@ pub(crate) fn skip(b: &[u8], at: usize) -> Option<usize> {
     if b.get(at) == Some(&b'"') { scan_string(b, at) } else { scan_value(b, at) }
 }
 
+/// Where the JSON whitespace from `b[i]` on ends.
 #[inline(always)]
-pub(crate) fn skip_ws(b: &[u8], i: usize) -> usize {
+pub fn skip_ws(b: &[u8], i: usize) -> usize {
     match b.get(i) {
         // compact JSON: no whitespace between tokens, one compare
         Some(&c) if c > b' ' => i,
@@ -271,7 +268,7 @@ pub(crate) fn between(text: &str, start: usize, end: usize) -> &str {
 /// one-letter escapes and `\u` escapes outside the surrogates (a surrogate
 /// pair is left to the full parser).
 #[inline]
-pub(crate) fn scan_string(b: &[u8], i: usize) -> Option<usize> {
+pub fn scan_string(b: &[u8], i: usize) -> Option<usize> {
     scan_string_escaped(b, i).map(|(end, _)| end)
 }
 
@@ -362,7 +359,9 @@ fn special_16(chunk: &[u8; 16]) -> (u32, u32) {
     (move_mask_i8_m128i(special) as u32, move_mask_i8_m128i(quote) as u32)
 }
 
-fn literal(b: &[u8], i: usize, word: &[u8]) -> Option<usize> {
+/// Checks the literal `word` (`true`, `false`, `null`) at `b[i]`; returns
+/// where it ends.
+pub fn literal(b: &[u8], i: usize, word: &[u8]) -> Option<usize> {
     (b.get(i..i + word.len()) == Some(word)).then_some(i + word.len())
 }
 

@@ -58,8 +58,13 @@ impl Codec {
     }
 }
 
-/// Fetched bytes waiting for the decompressing thread.
-const FETCHED_AHEAD: usize = 4;
+/// Fetched ranges waiting for the decompressing thread (besides the two
+/// being fetched).
+const FETCHED_AHEAD: usize = 1;
+/// The object is fetched in ranges of this size, two at a time: one GET
+/// per range rather than a stream of small chunks (object_store's local
+/// files come 8 KiB per message, a thread wake-up each).
+const RANGE_BYTES: u64 = 8 << 20;
 /// Batches of lines waiting for the consumer.
 const BATCHES_AHEAD: usize = 2;
 
@@ -70,17 +75,27 @@ const BATCHES_AHEAD: usize = 2;
 /// order mark at the start is skipped.
 pub async fn open_lines(obj: &InputObject, batch_rows: usize, batch_bytes: usize) -> Result<BatchStream> {
     let uri = obj.uri();
-    let get = obj.location.store().get(&obj.path).await.map_err(|e| StoreError::ObjectStore {
-        op: "get",
-        uri: uri.clone(),
-        source: e,
-    })?;
-    let (btx, brx) = tokio::sync::mpsc::channel::<Result<Bytes>>(FETCHED_AHEAD);
-    let mut body = get.into_stream();
+    let (store, path, size) = (obj.location.store().clone(), obj.path.clone(), obj.size);
     let u = uri.clone();
+    let fetch = move |r: std::ops::Range<u64>| {
+        let (store, path, uri) = (store.clone(), path.clone(), u.clone());
+        async move { store.get_range(&path, r).await.map_err(|e| StoreError::ObjectStore { op: "get", uri, source: e }) }
+    };
+    let mut ranges = (0..size).step_by(RANGE_BYTES as usize).map(move |s| s..(s + RANGE_BYTES).min(size));
+    // the first range here, so that a missing object fails the open
+    let first = match ranges.next() {
+        Some(r) => Some(fetch.clone()(r).await?),
+        None => None,
+    };
+    let (btx, brx) = tokio::sync::mpsc::channel::<Result<Bytes>>(FETCHED_AHEAD);
     tokio::spawn(async move {
+        if let Some(b) = first
+            && btx.send(Ok(b)).await.is_err()
+        {
+            return;
+        }
+        let mut body = futures::stream::iter(ranges).map(fetch).buffered(2);
         while let Some(b) = body.next().await {
-            let b = b.map_err(|e| StoreError::ObjectStore { op: "get", uri: u.clone(), source: e });
             let failed = b.is_err();
             if btx.send(b).await.is_err() || failed {
                 return;
