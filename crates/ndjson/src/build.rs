@@ -145,7 +145,7 @@ impl StructBuilder {
     fn member(&mut self, prev: usize, key: &str) -> Option<usize> {
         let guess = self.follow[prev];
         let m = match self.keys.get(guess) {
-            Some(k) if **k == *key => guess,
+            Some(k) if crate::shape::same_key(k, key) => guess,
             _ => *self.index.get(key)?,
         };
         self.follow[prev] = m;

@@ -44,6 +44,33 @@ pub struct Shape {
     array: Option<Box<Shape>>,
 }
 
+/// `a == b` for member keys, inline: most are a few bytes, for which a
+/// call of libc's `memcmp` (what `==` becomes) costs more than the compare.
+#[inline(always)]
+pub(crate) fn same_key(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], i: usize| u64::from_le_bytes(s[i..i + 8].try_into().expect("eight bytes"));
+    let half = |s: &[u8], i: usize| u32::from_le_bytes(s[i..i + 4].try_into().expect("four bytes"));
+    match n {
+        0..4 => a.iter().zip(b).all(|(x, y)| x == y),
+        4..8 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        _ => {
+            let mut i = 0;
+            while i + 8 < n {
+                if word(a, i) != word(b, i) {
+                    return false;
+                }
+                i += 8;
+            }
+            word(a, n - 8) == word(b, n - 8)
+        }
+    }
+}
+
 /// An object's members, in the order first seen.
 #[derive(Debug, Clone, Default)]
 struct Members {
@@ -83,7 +110,7 @@ impl Members {
     fn index_after(&mut self, prev: Option<usize>, key: &str) -> usize {
         let guess = prev.map_or(self.first, |p| self.follow[p]);
         let m = match self.keys.get(guess) {
-            Some(k) if k == key => guess,
+            Some(k) if same_key(k, key) => guess,
             _ => self.index_of(key),
         };
         match prev {
@@ -525,6 +552,20 @@ mod tests {
             shape.observe(&tape.0, 0, &mut lit);
         }
         shape.columns().into_iter().map(|c| (c.name, c.kind.hive())).collect()
+    }
+
+    #[test]
+    fn keys_compare_as_strings_at_every_length() {
+        let words: Vec<String> = (0..40).map(|n| "k".repeat(n)).chain((0..40).map(|n| "k".repeat(n) + "é")).collect();
+        for a in &words {
+            for b in &words {
+                assert_eq!(same_key(a, b), a == b, "{a:?} {b:?}");
+                if let Some(rest) = b.strip_prefix('k') {
+                    let c = format!("x{rest}");
+                    assert_eq!(same_key(a, &c), *a == c, "{a:?} {c:?}");
+                }
+            }
+        }
     }
 
     fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
