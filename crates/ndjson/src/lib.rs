@@ -180,33 +180,51 @@ pub async fn convert(job: &Job, s: &Settings) -> Result<fleet_worker::RunSummary
     job.run(plan, metrics).await
 }
 
-/// The shape of every line of `objects`, merged in input order.
+/// The shape of every line of `objects`, merged in input order. Objects
+/// are read `threads` at a time (each decompresses on its own thread),
+/// their batches scanned on the pool.
 pub async fn infer(job: &Job, objects: &[InputObject], s: &Settings) -> Result<Shape, JobError> {
-    let mut shape = Shape::default();
-    let in_flight = job.common().threads + 1;
-    let (mut lines, mut bytes) = (0u64, 0u64);
-    for obj in objects {
-        let mut stream = open_lines(obj, s.batch_rows, s.batch_bytes).await?;
-        let mut pending = VecDeque::new();
-        loop {
-            let next = stream.next().await;
-            let done = next.is_none();
-            if let Some(b) = next {
-                let b = b?;
-                lines += b.num_rows() as u64;
-                let pool = job.pool().clone();
-                pending.push_back(tokio::task::spawn_blocking(move || pool.install(|| infer_batch(&b))));
-            }
-            while pending.len() > if done { 0 } else { in_flight } {
-                let (part, n) =
-                    pending.pop_front().expect("not empty").await.map_err(|e| JobError::Internal(e.to_string()))?;
-                shape.merge(part);
-                bytes += n;
-            }
-            if done {
-                break;
+    let threads = job.common().threads.max(1);
+    let in_flight = threads + 1;
+    let one = |obj: &InputObject| {
+        let (obj, pool) = (obj.clone(), job.pool().clone());
+        let (batch_rows, batch_bytes) = (s.batch_rows, s.batch_bytes);
+        async move {
+            let mut shape = Shape::default();
+            let (mut lines, mut bytes) = (0u64, 0u64);
+            let mut stream = open_lines(&obj, batch_rows, batch_bytes).await?;
+            let mut pending = VecDeque::new();
+            loop {
+                let next = stream.next().await;
+                let done = next.is_none();
+                if let Some(b) = next {
+                    let b = b?;
+                    lines += b.num_rows() as u64;
+                    let pool = pool.clone();
+                    pending.push_back(tokio::task::spawn_blocking(move || pool.install(|| infer_batch(&b))));
+                }
+                while pending.len() > if done { 0 } else { in_flight } {
+                    let (part, n) = pending
+                        .pop_front()
+                        .expect("not empty")
+                        .await
+                        .map_err(|e| JobError::Internal(e.to_string()))?;
+                    shape.merge(part);
+                    bytes += n;
+                }
+                if done {
+                    return Ok::<_, JobError>((shape, lines, bytes));
+                }
             }
         }
+    };
+    let mut each = futures::stream::iter(objects).map(one).buffered(threads);
+    let mut shape = Shape::default();
+    let (mut lines, mut bytes) = (0u64, 0u64);
+    while let Some(part) = each.next().await {
+        let (part, l, b) = part?;
+        shape.merge(part);
+        (lines, bytes) = (lines + l, bytes + b);
     }
     info!(
         objects = objects.len(),
