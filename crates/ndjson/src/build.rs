@@ -1,24 +1,21 @@
-//! Lines to Arrow columns: each line's tape is checked against the columns
-//! (a line that does not fit is quarantined whole, nothing of it written)
-//! and then appended, member by member, into builders of the columns'
-//! kinds. Numbers written as text or decimals come from their literal text
-//! ([`Literals`]), so no number passes through a double on its way to a
-//! string.
+//! Lines to Arrow columns: each line's events ([`crate::scan`]) are checked
+//! against the columns (a line that does not fit is quarantined whole,
+//! nothing of it written) and then appended, member by member, into
+//! builders of the columns' kinds. Numbers come as their literal text, so
+//! none passes through a double on its way to a string or a decimal.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+use crate::scan::{Event, Int};
+use crate::shape::{Column, Kind, element_field};
 use arrow_array::builder::{
     BooleanBuilder, Decimal128Builder, Float32Builder, Float64Builder, Int32Builder, Int64Builder, StringBuilder,
 };
 use arrow_array::{ArrayRef, ListArray, StructArray};
 use arrow_buffer::{NullBufferBuilder, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{FieldRef, Fields};
-use simd_json::{Node, StaticNode};
-
-use crate::literal::Literals;
-use crate::shape::{Column, Kind, element_field};
 
 /// Why a line does not fit the columns: where and what.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,29 +49,39 @@ impl std::fmt::Display for Mismatch {
     }
 }
 
-/// What a node is, for messages.
-fn found(tape: &[Node], i: usize, lit: &mut Literals) -> String {
-    match tape[i] {
-        Node::String(s) => {
+/// What a value is, for messages.
+fn found(ev: &[Event], i: usize) -> String {
+    match ev[i] {
+        Event::String(s) => {
             let s: String = s.chars().take(40).collect();
             format!("the string {s:?}")
         }
-        Node::Object { .. } => "an object".into(),
-        Node::Array { .. } => "an array".into(),
-        Node::Static(StaticNode::Bool(b)) => format!("{b}"),
-        Node::Static(StaticNode::Null) => "null".into(),
-        Node::Static(StaticNode::I64(v)) => format!("{v}"),
-        Node::Static(StaticNode::U64(v)) => format!("{v}"),
-        Node::Static(StaticNode::F64(_)) => lit.text(i).to_string(),
+        Event::Object { .. } => "an object".into(),
+        Event::Array { .. } => "an array".into(),
+        Event::Bool(b) => format!("{b}"),
+        Event::Null => "null".into(),
+        Event::Int(_, t) | Event::Float(t) => t.to_string(),
+        Event::Key(k) => format!("the key {k:?}"),
+        Event::End => "the end".into(),
     }
 }
 
-/// The index after the value at `tape[i]`.
-fn after(tape: &[Node], i: usize) -> usize {
-    match tape[i] {
-        Node::Object { count, .. } | Node::Array { count, .. } => i + count + 1,
+/// The index after the value at `ev[i]`.
+fn after(ev: &[Event], i: usize) -> usize {
+    match ev[i] {
+        Event::Object { end } | Event::Array { end } => end as usize,
         _ => i + 1,
     }
+}
+
+/// An integer literal's value, when it fits 64 bits signed.
+fn int64(text: &str) -> Option<i64> {
+    text.parse().ok()
+}
+
+/// An integer literal's value as a double, when the double holds it exactly.
+fn exact_double(class: Int, text: &str) -> Option<f64> {
+    (class == Int::Safe).then(|| int64(text).map(|v| v as f64)).flatten()
 }
 
 /// A column being built.
@@ -152,39 +159,35 @@ impl StructBuilder {
         Some(m)
     }
 
-    /// Checks the object at `tape[i]`.
-    fn check_object(&mut self, tape: &[Node], i: usize, lit: &mut Literals) -> Result<usize, Mismatch> {
-        let Node::Object { len, .. } = tape[i] else { unreachable!("checked by the caller") };
+    /// Checks the object at `ev[i]`.
+    fn check_object(&mut self, ev: &[Event], i: usize, slots: &mut [u32]) -> Result<usize, Mismatch> {
         let stamp = self.next_stamp();
         let mut j = i + 1;
         let mut prev = self.keys.len();
-        for _ in 0..len {
-            let Node::String(key) = tape[j] else { unreachable!("object keys are strings") };
+        while let Event::Key(key) = ev[j] {
             let Some(m) = self.member(prev, key) else {
                 return Err(Mismatch::new("a member the schema does not have".into()).within(key.to_string()));
             };
             prev = m;
+            slots[j] = m as u32;
             if self.seen[m] == stamp {
                 return Err(Mismatch::new("a member given twice".into()).within(key.to_string()));
             }
             self.seen[m] = stamp;
-            j = self.children[m].check(tape, j + 1, lit).map_err(|e| e.within(key.to_string()))?;
+            j = self.children[m].check(ev, j + 1, slots).map_err(|e| e.within(key.to_string()))?;
         }
-        Ok(j)
+        Ok(j + 1)
     }
 
-    /// Appends the (checked) object at `tape[i]`.
-    fn append_object(&mut self, tape: &[Node], i: usize, lit: &mut Literals) -> usize {
-        let Node::Object { len, .. } = tape[i] else { unreachable!("checked") };
+    /// Appends the (checked) object at `ev[i]`; `slots[j]` is the member
+    /// of the key `ev[j]`, as the check found it.
+    fn append_object(&mut self, ev: &[Event], i: usize, slots: &[u32]) -> usize {
         let stamp = self.next_stamp();
         let mut j = i + 1;
-        let mut prev = self.keys.len();
-        for _ in 0..len {
-            let Node::String(key) = tape[j] else { unreachable!("object keys are strings") };
-            let m = self.member(prev, key).expect("checked");
-            prev = m;
+        while let Event::Key(_) = ev[j] {
+            let m = slots[j] as usize;
             self.seen[m] = stamp;
-            j = self.children[m].append(tape, j + 1, lit);
+            j = self.children[m].append(ev, j + 1, slots);
         }
         for (m, child) in self.children.iter_mut().enumerate() {
             if self.seen[m] != stamp {
@@ -192,7 +195,7 @@ impl StructBuilder {
             }
         }
         self.nulls.append_non_null();
-        j
+        j + 1
     }
 
     fn append_null(&mut self) {
@@ -222,41 +225,35 @@ impl Builder {
         }
     }
 
-    /// Checks that the value at `tape[i]` fits; returns the index after it.
-    fn check(&mut self, tape: &[Node], i: usize, lit: &mut Literals) -> Result<usize, Mismatch> {
-        let node = tape[i];
-        let fits = match (&*self, node) {
-            (_, Node::Static(StaticNode::Null)) | (Builder::Text(_) | Builder::Json(_), _) => true,
-            (Builder::Boolean(_), Node::Static(StaticNode::Bool(_))) => true,
-            (Builder::Int32(_), Node::Static(StaticNode::I64(v))) => i32::try_from(v).is_ok(),
-            (Builder::Int32(_), Node::Static(StaticNode::U64(v))) => i32::try_from(v).is_ok(),
-            (Builder::Int64(_), Node::Static(StaticNode::I64(_))) => true,
-            (Builder::Int64(_), Node::Static(StaticNode::U64(v))) => i64::try_from(v).is_ok(),
-            (Builder::Float32(_) | Builder::Float64(_), Node::Static(StaticNode::F64(_))) => true,
+    /// Checks that the value at `ev[i]` fits; returns the index after it.
+    fn check(&mut self, ev: &[Event], i: usize, slots: &mut [u32]) -> Result<usize, Mismatch> {
+        let e = ev[i];
+        let fits = match (&*self, e) {
+            (_, Event::Null) | (Builder::Text(_) | Builder::Json(_), _) => true,
+            (Builder::Boolean(_), Event::Bool(_)) => true,
+            (Builder::Int32(_), Event::Int(_, t)) => int64(t).is_some_and(|v| i32::try_from(v).is_ok()),
+            (Builder::Int64(_), Event::Int(_, t)) => int64(t).is_some(),
+            (Builder::Float32(_) | Builder::Float64(_), Event::Float(_)) => true,
             // an integer goes into a double only when the double holds it exactly
-            (Builder::Float32(_) | Builder::Float64(_), Node::Static(StaticNode::I64(v))) => {
-                v.unsigned_abs() <= 1 << 53
-            }
-            (Builder::Float32(_) | Builder::Float64(_), Node::Static(StaticNode::U64(v))) => v <= 1 << 53,
-            (Builder::Decimal(_, p, s), Node::Static(StaticNode::I64(_) | StaticNode::U64(_) | StaticNode::F64(_))) => {
-                decimal(lit.text(i), *p, *s).is_some()
-            }
-            (Builder::Struct(_), Node::Object { .. }) | (Builder::List(_), Node::Array { .. }) => true,
+            (Builder::Float32(_) | Builder::Float64(_), Event::Int(class, t)) => exact_double(class, t).is_some(),
+            (Builder::Decimal(_, p, s), Event::Int(_, t) | Event::Float(t)) => decimal(t, *p, *s).is_some(),
+            (Builder::Struct(_), Event::Object { .. }) | (Builder::List(_), Event::Array { .. }) => true,
             _ => false,
         };
         if !fits {
-            return Err(Mismatch::new(format!("expected {}, found {}", self.expected(), found(tape, i, lit))));
+            return Err(Mismatch::new(format!("expected {}, found {}", self.expected(), found(ev, i))));
         }
-        match (self, node) {
-            (Builder::Struct(s), Node::Object { .. }) => s.check_object(tape, i, lit),
-            (Builder::List(l), Node::Array { len, .. }) => {
-                let mut j = i + 1;
-                for n in 0..len {
-                    j = l.child.check(tape, j, lit).map_err(|m| m.within(n.to_string()))?;
+        match (self, e) {
+            (Builder::Struct(s), Event::Object { .. }) => s.check_object(ev, i, slots),
+            (Builder::List(l), Event::Array { .. }) => {
+                let (mut j, mut n) = (i + 1, 0usize);
+                while !matches!(ev[j], Event::End) {
+                    j = l.child.check(ev, j, slots).map_err(|m| m.within(n.to_string()))?;
+                    n += 1;
                 }
-                Ok(j)
+                Ok(j + 1)
             }
-            _ => Ok(after(tape, i)),
+            _ => Ok(after(ev, i)),
         }
     }
 
@@ -301,50 +298,48 @@ impl Builder {
         }
     }
 
-    /// Appends the checked value at `tape[i]`; returns the index after it.
-    fn append(&mut self, tape: &[Node], i: usize, lit: &mut Literals) -> usize {
-        let node = tape[i];
-        if matches!(node, Node::Static(StaticNode::Null)) {
+    /// Appends the checked value at `ev[i]`; returns the index after it.
+    fn append(&mut self, ev: &[Event], i: usize, slots: &[u32]) -> usize {
+        let e = ev[i];
+        if matches!(e, Event::Null) {
             self.append_null();
             return i + 1;
         }
-        match (self, node) {
-            (Builder::Boolean(b), Node::Static(StaticNode::Bool(v))) => b.append_value(v),
-            (Builder::Int32(b), Node::Static(StaticNode::I64(v))) => b.append_value(v as i32),
-            (Builder::Int32(b), Node::Static(StaticNode::U64(v))) => b.append_value(v as i32),
-            (Builder::Int64(b), Node::Static(StaticNode::I64(v))) => b.append_value(v),
-            (Builder::Int64(b), Node::Static(StaticNode::U64(v))) => b.append_value(v as i64),
-            (Builder::Float32(b), Node::Static(s)) => b.append_value(number(s) as f32),
-            (Builder::Float64(b), Node::Static(s)) => b.append_value(number(s)),
-            (Builder::Decimal(b, p, s), _) => match decimal(lit.text(i), *p, *s) {
+        match (self, e) {
+            (Builder::Boolean(b), Event::Bool(v)) => b.append_value(v),
+            (Builder::Int32(b), Event::Int(_, t)) => b.append_value(int64(t).unwrap_or_default() as i32),
+            (Builder::Int64(b), Event::Int(_, t)) => b.append_value(int64(t).unwrap_or_default()),
+            (Builder::Float32(b), Event::Int(_, t) | Event::Float(t)) => b.append_value(double(t) as f32),
+            (Builder::Float64(b), Event::Int(_, t) | Event::Float(t)) => b.append_value(double(t)),
+            (Builder::Decimal(b, p, s), Event::Int(_, t) | Event::Float(t)) => match decimal(t, *p, *s) {
                 Some(v) => b.append_value(v),
                 None => b.append_null(), // not reached: checked
             },
-            (Builder::Text(b), Node::String(s)) => b.append_value(s),
-            (Builder::Text(b), Node::Static(StaticNode::Bool(v))) => b.append_value(if v { "true" } else { "false" }),
-            (Builder::Text(b), Node::Static(StaticNode::F64(_))) => b.append_value(lit.text(i)),
+            (Builder::Text(b), Event::String(s) | Event::Int(_, s) | Event::Float(s)) => b.append_value(s),
+            (Builder::Text(b), Event::Bool(v)) => b.append_value(if v { "true" } else { "false" }),
             (Builder::Text(b) | Builder::Json(b), _) => {
                 let mut s = String::new();
-                let j = write_json(tape, i, lit, &mut s);
+                let j = write_json(ev, i, &mut s);
                 b.append_value(&s);
                 return j;
             }
-            (Builder::Struct(s), Node::Object { .. }) => return s.append_object(tape, i, lit),
-            (Builder::List(l), Node::Array { len, .. }) => {
-                let mut j = i + 1;
-                for _ in 0..len {
-                    j = l.child.append(tape, j, lit);
+            (Builder::Struct(s), Event::Object { .. }) => return s.append_object(ev, i, slots),
+            (Builder::List(l), Event::Array { .. }) => {
+                let (mut j, mut n) = (i + 1, 0i32);
+                while !matches!(ev[j], Event::End) {
+                    j = l.child.append(ev, j, slots);
+                    n += 1;
                 }
-                l.offsets.push(l.offsets.last().expect("starts with 0") + len as i32);
+                l.offsets.push(l.offsets.last().expect("starts with 0") + n);
                 l.nulls.append_non_null();
-                return j;
+                return j + 1;
             }
             (b, _) => {
                 // not reached: the line was checked
                 b.append_null();
             }
         }
-        after(tape, i)
+        after(ev, i)
     }
 
     fn finish(&mut self) -> ArrayRef {
@@ -375,14 +370,9 @@ impl Builder {
     }
 }
 
-/// A number node as a double (checked to be exact for integers).
-fn number(s: StaticNode) -> f64 {
-    match s {
-        StaticNode::I64(v) => v as f64,
-        StaticNode::U64(v) => v as f64,
-        StaticNode::F64(v) => v,
-        _ => 0.0,
-    }
+/// A number literal as a double (checked to be exact for integers).
+fn double(text: &str) -> f64 {
+    text.parse().unwrap_or_default()
 }
 
 /// The number `text` (a JSON number literal) as a decimal of precision
@@ -425,46 +415,40 @@ pub fn decimal(text: &str, p: u8, s: i8) -> Option<i128> {
     Some(if neg { -v } else { v })
 }
 
-/// Writes the value at `tape[i]` as JSON text; returns the index after it.
-pub fn write_json(tape: &[Node], i: usize, lit: &mut Literals, out: &mut String) -> usize {
-    match tape[i] {
-        Node::String(s) => escape(s, out),
-        Node::Static(StaticNode::Null) => out.push_str("null"),
-        Node::Static(StaticNode::Bool(b)) => out.push_str(if b { "true" } else { "false" }),
-        Node::Static(StaticNode::I64(v)) => {
-            let _ = write!(out, "{v}");
-        }
-        Node::Static(StaticNode::U64(v)) => {
-            let _ = write!(out, "{v}");
-        }
-        Node::Static(StaticNode::F64(_)) => out.push_str(lit.text(i)),
-        Node::Object { len, .. } => {
+/// Writes the value at `ev[i]` as JSON text; returns the index after it.
+pub fn write_json(ev: &[Event], i: usize, out: &mut String) -> usize {
+    match ev[i] {
+        Event::String(s) => escape(s, out),
+        Event::Null => out.push_str("null"),
+        Event::Bool(b) => out.push_str(if b { "true" } else { "false" }),
+        Event::Int(_, t) | Event::Float(t) => out.push_str(t),
+        Event::Object { end } => {
             out.push('{');
             let mut j = i + 1;
-            for m in 0..len {
-                if m > 0 {
+            while let Event::Key(key) = ev[j] {
+                if j > i + 1 {
                     out.push(',');
                 }
-                let Node::String(key) = tape[j] else { unreachable!("object keys are strings") };
                 escape(key, out);
                 out.push(':');
-                j = write_json(tape, j + 1, lit, out);
+                j = write_json(ev, j + 1, out);
             }
             out.push('}');
-            return j;
+            return end as usize;
         }
-        Node::Array { len, .. } => {
+        Event::Array { end } => {
             out.push('[');
             let mut j = i + 1;
-            for m in 0..len {
-                if m > 0 {
+            while !matches!(ev[j], Event::End) {
+                if j > i + 1 {
                     out.push(',');
                 }
-                j = write_json(tape, j, lit, out);
+                j = write_json(ev, j, out);
             }
             out.push(']');
-            return j;
+            return end as usize;
         }
+        Event::Key(_) | Event::End => unreachable!("values only"),
     }
     i + 1
 }
@@ -496,23 +480,25 @@ fn escape(s: &str, out: &mut String) {
 #[derive(Debug)]
 pub struct Rows {
     root: StructBuilder,
+    /// The member of each key event of the line being added.
+    slots: Vec<u32>,
     pub len: usize,
 }
 
 impl Rows {
     pub fn new(columns: &[Column]) -> Self {
-        Self { root: StructBuilder::new(columns), len: 0 }
+        Self { root: StructBuilder::new(columns), slots: Vec::new(), len: 0 }
     }
 
-    /// Adds the line whose tape is `tape` (parsed from `line`), or says why
-    /// it does not fit (and adds nothing).
-    pub fn add(&mut self, tape: &[Node], line: &[u8]) -> Result<(), Mismatch> {
-        let mut lit = Literals::new(line);
-        if !matches!(tape[0], Node::Object { .. }) {
-            return Err(Mismatch::new(format!("expected a JSON object per line, found {}", found(tape, 0, &mut lit))));
+    /// Adds the line whose events are `ev`, or says why it does not fit
+    /// the columns (and adds nothing).
+    pub fn add(&mut self, ev: &[Event]) -> Result<(), Mismatch> {
+        if !matches!(ev[0], Event::Object { .. }) {
+            return Err(Mismatch::new(format!("expected a JSON object per line, found {}", found(ev, 0))));
         }
-        self.root.check_object(tape, 0, &mut lit)?;
-        self.root.append_object(tape, 0, &mut lit);
+        self.slots.resize(ev.len(), 0);
+        self.root.check_object(ev, 0, &mut self.slots)?;
+        self.root.append_object(ev, 0, &self.slots);
         self.len += 1;
         Ok(())
     }
@@ -548,7 +534,9 @@ mod tests {
             .map(|l| {
                 let mut buf = l.as_bytes().to_vec();
                 let tape = simd_json::to_tape(&mut buf).unwrap();
-                rows.add(&tape.0, l.as_bytes())
+                let mut ev = Vec::new();
+                crate::scan::from_tape(&tape.0, l.as_bytes(), &mut ev);
+                rows.add(&ev)
             })
             .collect();
         (rows.finish(), results)

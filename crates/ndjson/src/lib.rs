@@ -47,7 +47,7 @@ pub use config::{Args, Config, SchemaSource, Settings, vars};
 pub use shape::{Column, Kind, PROCESSING_TIMESTAMP, SOURCE_FILE, Shape};
 
 use crate::build::Rows;
-use crate::literal::Literals;
+use crate::scan::Event;
 
 /// The worker.
 #[derive(Debug)]
@@ -204,11 +204,8 @@ pub async fn infer(job: &Job, objects: &[InputObject], s: &Settings) -> Result<S
                     pending.push_back(tokio::task::spawn_blocking(move || pool.install(|| infer_batch(&b))));
                 }
                 while pending.len() > if done { 0 } else { in_flight } {
-                    let (part, n) = pending
-                        .pop_front()
-                        .expect("not empty")
-                        .await
-                        .map_err(|e| JobError::Internal(e.to_string()))?;
+                    let (part, n) =
+                        pending.pop_front().expect("not empty").await.map_err(|e| JobError::Internal(e.to_string()))?;
                     shape.merge(part);
                     bytes += n;
                 }
@@ -236,21 +233,32 @@ pub async fn infer(job: &Job, objects: &[InputObject], s: &Settings) -> Result<S
 }
 
 thread_local! {
-    static PARSER: RefCell<(CellParser, Tape<'static>)> = RefCell::new((CellParser::default(), Tape(Vec::new())));
+    /// simd-json's parser and the storage of a tape and of a line's events,
+    /// reused line after line.
+    static PARSER: RefCell<(CellParser, Tape<'static>, Vec<Event<'static>>)> =
+        RefCell::new((CellParser::default(), Tape(Vec::new()), Vec::new()));
 }
 
-/// Parses each line of `batch` (a batch of [`fleet_store::lines_schema`])
-/// and gives `each` its index, the trimmed line and the parse result (with
-/// the tape); blank lines are counted and skipped. Returns blank lines and
-/// bytes.
+/// An emptied vector of events, its storage lent to another lifetime.
+fn lend<'b>(mut v: Vec<Event<'_>>) -> Vec<Event<'b>> {
+    v.clear();
+    v.into_iter().map(|_| Event::Null).collect()
+}
+
+/// Reads each line of `batch` (a batch of [`fleet_store::lines_schema`])
+/// into events ([`scan`], simd-json for the lines the scan is not sure
+/// of) and gives `each` its index, the trimmed line and the events, or
+/// why it is not JSON; blank lines are counted and skipped. With `text`,
+/// strings' text is in the events. Returns blank lines and bytes.
 fn each_line(
     batch: &RecordBatch,
-    mut each: impl FnMut(usize, &[u8], Result<&[simd_json::Node], String>),
+    text: bool,
+    mut each: impl FnMut(usize, &[u8], Result<&[Event], String>),
 ) -> (u64, u64) {
     let lines = batch.column(0).as_binary::<i64>();
     let (mut blank, mut bytes) = (0u64, 0u64);
     PARSER.with(|p| {
-        let (parser, stored) = &mut *p.borrow_mut();
+        let (parser, stored_tape, stored_events) = &mut *p.borrow_mut();
         for i in 0..lines.len() {
             let raw = lines.value(i);
             bytes += raw.len() as u64;
@@ -259,14 +267,24 @@ fn each_line(
                 blank += 1;
                 continue;
             }
+            let mut events = lend(std::mem::take(stored_events));
+            if scan::scan(line, text, &mut events) {
+                each(i, line, Ok(&events));
+                *stored_events = lend(events);
+                continue;
+            }
             // the tape's storage, lent for this line (no allocation)
-            let mut tape = std::mem::replace(stored, Tape(Vec::new())).reset();
+            let mut tape = std::mem::replace(stored_tape, Tape(Vec::new())).reset();
             match parser.parse(line, &mut tape) {
-                Ok(Parsed::Document) => each(i, line, Ok(&tape.0)),
+                Ok(Parsed::Document) => {
+                    scan::from_tape(&tape.0, line, &mut events);
+                    each(i, line, Ok(&events));
+                }
                 Ok(Parsed::Empty) => each(i, line, Err("expected a JSON object per line, found null".into())),
                 Err(e) => each(i, line, Err(e.to_string())),
             }
-            *stored = tape.reset();
+            *stored_events = lend(events);
+            *stored_tape = tape.reset();
         }
     });
     (blank, bytes)
@@ -274,28 +292,13 @@ fn each_line(
 
 /// The shape of a batch's lines (lines that do not parse, or are not
 /// objects, are left to the conversion pass to quarantine); and its bytes.
-/// Most lines are read by [`scan`]; the lines it is not sure of by simd-json.
 fn infer_batch(batch: &RecordBatch) -> (Shape, u64) {
-    let lines = batch.column(0).as_binary::<i64>();
     let mut shape = Shape::default();
-    let mut events = Vec::new();
-    let mut bytes = 0;
-    PARSER.with(|p| {
-        let (parser, stored) = &mut *p.borrow_mut();
-        for raw in lines.iter().flatten() {
-            bytes += raw.len() as u64;
-            let line = trim_line(raw);
-            if scan::scan(line, &mut events) {
-                shape.replay(&events, 0);
-                continue;
-            }
-            let mut tape = std::mem::replace(stored, Tape(Vec::new())).reset();
-            if let Ok(Parsed::Document) = parser.parse(line, &mut tape)
-                && matches!(tape.0[0], simd_json::Node::Object { .. })
-            {
-                shape.observe(&tape.0, 0, &mut Literals::new(line));
-            }
-            *stored = tape.reset();
+    let (_, bytes) = each_line(batch, false, |_, _, events| {
+        if let Ok(ev) = events
+            && matches!(ev[0], Event::Object { .. })
+        {
+            shape.replay(ev, 0);
         }
     });
     (shape, bytes)
@@ -343,9 +346,9 @@ impl Convert {
         let offsets = batch.column(1).as_primitive::<Int64Type>();
         let mut rows = Rows::new(&self.columns);
         let mut rejects = Vec::new();
-        let (blank, bytes) = each_line(batch, |i, line, parsed| {
+        let (blank, bytes) = each_line(batch, true, |i, line, parsed| {
             let (column, message) = match parsed {
-                Ok(tape) => match rows.add(tape, line) {
+                Ok(events) => match rows.add(events) {
                     Ok(()) => return,
                     Err(m) => (m.pointer(), m.to_string()),
                 },

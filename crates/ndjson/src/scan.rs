@@ -1,15 +1,22 @@
-//! The inference pass's fast read of a line: a strict scan (the checks of
-//! `fleet_spec::cell`'s scanner, RFC 8259 as simd-json applies it) that
-//! records what each value is, with no tape, no unescaped copy of the
-//! strings and no number parsed beyond its class. It reads only lines it
-//! is sure of; anything else (a key with an escape, an integer of 20
-//! digits or more, a three-digit exponent, nesting beyond 64, a root that
-//! is not an object, invalid UTF-8, every syntax error) is left to
-//! simd-json, which decides. The events of a line are replayed into the
-//! [`Shape`](crate::Shape) only once the whole line has been read, so a
-//! line found bad half-way adds nothing.
+//! A line as [`Event`]s: what each value is, in document order, the one
+//! form that inference ([`crate::Shape::replay`]) and conversion
+//! ([`crate::build::Rows::add`]) read.
+//!
+//! Most lines are read by a strict scan (the checks of `fleet_spec::cell`'s
+//! scanner, RFC 8259 as simd-json applies it): no tape, no copy of the
+//! line, no number parsed beyond its class (its text is kept). It reads
+//! only lines it is sure of; anything else (a key with an escape, a
+//! string with one where the text is needed, a surrogate escape, `-0`, a
+//! three-digit exponent, nesting beyond 64, a root that is not an object,
+//! invalid UTF-8, every syntax error) is left to simd-json, which decides,
+//! and whose tape [`from_tape`] turns into the same events. Events are
+//! read only once the whole line has been, so a line found bad half-way
+//! adds nothing.
 
-use fleet_spec::cell::{each_element, each_member, literal, scan_string, skip_ws};
+use fleet_spec::cell::{each_element, each_member, literal, scan_string_escaped, skip_ws};
+use simd_json::{Node, StaticNode};
+
+use crate::literal::Literals;
 
 /// 2^53: the integers a double holds exactly.
 const SAFE: u64 = 1 << 53;
@@ -30,17 +37,26 @@ pub enum Int {
 /// What a line holds, in document order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event<'a> {
-    /// An object; its members follow (a key, then its value), then `End`.
-    Object,
-    /// An array; its elements follow, then `End`.
-    Array,
+    /// An object: its members follow (a key, then its value), then `End`;
+    /// `end` is the index after that `End`.
+    Object {
+        end: u32,
+    },
+    /// An array: its elements follow, then `End` (`end`: after it).
+    Array {
+        end: u32,
+    },
     End,
+    /// A member name, unescaped.
     Key(&'a str),
     Null,
-    Bool,
-    Int(Int),
-    Float,
-    String,
+    Bool(bool),
+    /// An integer literal: its class and its text.
+    Int(Int, &'a str),
+    /// A number with a fraction or an exponent: its text.
+    Float(&'a str),
+    /// A string, unescaped (when the scan was asked for the text).
+    String(&'a str),
 }
 
 /// Nesting this deep or deeper is left to simd-json.
@@ -48,85 +64,117 @@ const MAX_DEPTH: u32 = 64;
 
 /// The events of `line` (a JSON object, whitespace around it aside) into
 /// `events` (cleared first), when the scan is sure the line is valid
-/// JSON; `false` when it is not sure.
-pub fn scan<'a>(line: &'a [u8], events: &mut Vec<Event<'a>>) -> bool {
+/// JSON; `false` when it is not sure. With `text`, a string with an escape
+/// is not sure either (its text would need unescaping); without, a
+/// string's text is not kept (`String("")`).
+pub fn scan<'a>(line: &'a [u8], text: bool, events: &mut Vec<Event<'a>>) -> bool {
     events.clear();
     // simd-json takes documents below 4 GiB
     if line.len() >= u32::MAX as usize {
         return false;
     }
-    let Ok(text) = std::str::from_utf8(line) else { return false };
+    let Ok(s) = std::str::from_utf8(line) else { return false };
     let start = skip_ws(line, 0);
     if line.get(start) != Some(&b'{') {
         return false;
     }
-    match value(text, start, events, 0) {
+    let mut scan = Scan { text: s, keep: text, events };
+    match scan.value(start, 0) {
         Some(end) => skip_ws(line, end) == line.len(),
         None => false,
     }
 }
 
-/// Reads the value at `text[i]` into `events`; returns where it ends.
-fn value<'a>(text: &'a str, i: usize, events: &mut Vec<Event<'a>>, depth: u32) -> Option<usize> {
-    let b = text.as_bytes();
-    let end = match *b.get(i)? {
-        b'"' => {
-            events.push(Event::String);
-            scan_string(b, i)?
-        }
-        b'{' => {
-            if depth == MAX_DEPTH {
-                return None;
-            }
-            events.push(Event::Object);
-            let end = each_member(b, i, |name, at| {
-                // a name with an escape is left to simd-json
-                let name = name?;
-                // the name's bytes lie between the quotes at ASCII positions
-                let start = name.as_ptr() as usize - b.as_ptr() as usize;
-                events.push(Event::Key(text.get(start..start + name.len())?));
-                value(text, at, events, depth + 1)
-            })?;
-            events.push(Event::End);
-            end
-        }
-        b'[' => {
-            if depth == MAX_DEPTH {
-                return None;
-            }
-            events.push(Event::Array);
-            let (end, _) = each_element(b, i, |at| value(text, at, events, depth + 1))?;
-            events.push(Event::End);
-            end
-        }
-        b't' => {
-            events.push(Event::Bool);
-            literal(b, i, b"true")?
-        }
-        b'f' => {
-            events.push(Event::Bool);
-            literal(b, i, b"false")?
-        }
-        b'n' => {
-            events.push(Event::Null);
-            literal(b, i, b"null")?
-        }
-        b'-' | b'0'..=b'9' => {
-            let (end, class) = number(b, i)?;
-            events.push(class);
-            end
-        }
-        _ => return None,
-    };
-    Some(end)
+struct Scan<'a, 'e> {
+    text: &'a str,
+    keep: bool,
+    events: &'e mut Vec<Event<'a>>,
 }
 
-/// `-?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?` at `b[i]`, and its
-/// class as simd-json's node would make it ([`crate::shape`]): an integer
-/// literal by its magnitude, anything with a fraction or an exponent a
-/// float. Not sure (`None`): `-0`, an exponent of three digits or more,
-/// a literal over 100 bytes.
-fn number(b: &[u8], i: usize) -> Option<(usize, Event<'static>)> {
+impl<'a> Scan<'a, '_> {
+    /// `text[start..end]`; both ends are at ASCII bytes.
+    fn between(&self, start: usize, end: usize) -> Option<&'a str> {
+        self.text.get(start..end)
+    }
+
+    /// Reads the value at `text[i]`; returns where it ends.
+    fn value(&mut self, i: usize, depth: u32) -> Option<usize> {
+        let b = self.text.as_bytes();
+        let end = match *b.get(i)? {
+            b'"' => {
+                let (end, escaped) = scan_string_escaped(b, i)?;
+                let text = match (self.keep, escaped) {
+                    (false, _) => "",
+                    (true, false) => self.between(i + 1, end - 1)?,
+                    // the text needs unescaping: simd-json's
+                    (true, true) => return None,
+                };
+                self.events.push(Event::String(text));
+                end
+            }
+            open @ (b'{' | b'[') => {
+                if depth == MAX_DEPTH {
+                    return None;
+                }
+                let at = self.events.len();
+                let end = if open == b'{' {
+                    self.events.push(Event::Object { end: 0 });
+                    each_member(b, i, |name, at| {
+                        // a name with an escape is left to simd-json
+                        let name = name?;
+                        let start = name.as_ptr() as usize - b.as_ptr() as usize;
+                        let key = self.between(start, start + name.len())?;
+                        self.events.push(Event::Key(key));
+                        self.value(at, depth + 1)
+                    })?
+                } else {
+                    self.events.push(Event::Array { end: 0 });
+                    each_element(b, i, |at| self.value(at, depth + 1))?.0
+                };
+                self.events.push(Event::End);
+                close(self.events, at);
+                end
+            }
+            b't' => {
+                self.events.push(Event::Bool(true));
+                literal(b, i, b"true")?
+            }
+            b'f' => {
+                self.events.push(Event::Bool(false));
+                literal(b, i, b"false")?
+            }
+            b'n' => {
+                self.events.push(Event::Null);
+                literal(b, i, b"null")?
+            }
+            b'-' | b'0'..=b'9' => {
+                let (end, float, class) = number(b, i)?;
+                let text = self.between(i, end)?;
+                self.events.push(if float { Event::Float(text) } else { Event::Int(class, text) });
+                end
+            }
+            _ => return None,
+        };
+        Some(end)
+    }
+}
+
+/// Sets the end of the container whose event is `events[at]` (its `End`
+/// is the last event).
+fn close(events: &mut [Event], at: usize) {
+    let after = events.len() as u32;
+    match &mut events[at] {
+        Event::Object { end } | Event::Array { end } => *end = after,
+        _ => unreachable!("a container's event"),
+    }
+}
+
+/// `-?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?` at `b[i]`: where it
+/// ends, whether it is a float (a fraction or an exponent), and for an
+/// integer its class as simd-json's node would make it ([`class`]). Not
+/// sure (`None`): `-0`, an exponent of three digits or more, a literal over
+/// 100 bytes.
+fn number(b: &[u8], i: usize) -> Option<(usize, bool, Int)> {
     let digits = |mut j: usize| {
         let s = j;
         while j < b.len() && b[j].is_ascii_digit() {
@@ -136,9 +184,9 @@ fn number(b: &[u8], i: usize) -> Option<(usize, Event<'static>)> {
     };
     let neg = b[i] == b'-';
     let int_start = i + usize::from(neg);
-    let (int_end, n) = match *b.get(int_start)? {
-        b'0' => (int_start + 1, 1),
-        b'1'..=b'9' => digits(int_start),
+    let int_end = match *b.get(int_start)? {
+        b'0' => int_start + 1,
+        b'1'..=b'9' => digits(int_start).0,
         _ => return None,
     };
     let mut end = int_end;
@@ -161,33 +209,90 @@ fn number(b: &[u8], i: usize) -> Option<(usize, Event<'static>)> {
         }
         (end, float) = (e, true);
     }
-    if end - i > 100 {
+    if end - i > 100 || (!float && neg && int_end - int_start == 1 && b[int_start] == b'0') {
         return None;
     }
-    if float {
-        return Some((end, Event::Float));
-    }
-    if n <= 15 {
-        // below 10^15 < 2^53
-        return (!(neg && n == 1 && b[int_start] == b'0')).then_some((end, Event::Int(Int::Safe)));
-    }
-    if n > 38 {
-        return Some((end, Event::Int(Int::Wide)));
-    }
-    if n > 19 {
-        // simd-json: a U64 up to 2^64 - 1, a double (of an integer literal) beyond
-        return Some((end, Event::Int(Int::Decimal)));
-    }
-    // 16 to 19 digits: below 10^19 < 2^64
-    let v = b[int_start..int_end].iter().fold(0u64, |v, &d| v * 10 + u64::from(d - b'0'));
-    let class = match (neg, v) {
-        (_, v) if v <= SAFE => Int::Safe,
-        (false, v) if v <= i64::MAX as u64 => Int::I64,
-        (true, v) if v <= 1 << 63 => Int::I64,
-        // a U64, or (below -2^63) a double of an integer literal
-        _ => Int::Decimal,
+    Some((end, float, if float { Int::Safe } else { class(&b[i..end]) }))
+}
+
+/// The class of an integer literal (`-?[0-9]+`): what simd-json's node
+/// makes of it (an I64 or U64 by value; beyond 64 bits a double, which
+/// [`Literals::integer_digits`] reads back).
+fn class(lit: &[u8]) -> Int {
+    let (neg, digits) = match lit.split_first() {
+        Some((b'-', d)) => (true, d),
+        _ => (false, lit),
     };
-    Some((end, Event::Int(class)))
+    match digits.len() {
+        // below 10^15 < 2^53
+        0..=15 => Int::Safe,
+        16..=19 => {
+            // below 10^19 < 2^64
+            let v = digits.iter().fold(0u64, |v, &d| v * 10 + u64::from(d - b'0'));
+            match (neg, v) {
+                (_, v) if v <= SAFE => Int::Safe,
+                (false, v) if v <= i64::MAX as u64 => Int::I64,
+                (true, v) if v <= 1 << 63 => Int::I64,
+                // a U64, or (below -2^63) a double of an integer literal
+                _ => Int::Decimal,
+            }
+        }
+        20..=38 => Int::Decimal,
+        _ => Int::Wide,
+    }
+}
+
+/// The events of a line simd-json parsed into `tape` (from `line`, whose
+/// bytes give the numbers' text) into `events` (cleared first).
+pub fn from_tape<'a>(tape: &[Node<'a>], line: &'a [u8], events: &mut Vec<Event<'a>>) {
+    struct Open {
+        /// Its event.
+        at: usize,
+        /// Its last tape node.
+        last: usize,
+        object: bool,
+        /// In an object: the next string is a key.
+        key: bool,
+    }
+    events.clear();
+    let mut lit = Literals::new(line);
+    let mut open: Vec<Open> = Vec::new();
+    for (i, node) in tape.iter().enumerate() {
+        let key = open.last().is_some_and(|o| o.object && o.key);
+        if let Some(o) = open.last_mut()
+            && o.object
+        {
+            o.key = !o.key;
+        }
+        match *node {
+            Node::Object { count, .. } | Node::Array { count, .. } => {
+                let object = matches!(node, Node::Object { .. });
+                open.push(Open { at: events.len(), last: i + count, object, key: true });
+                events.push(if object { Event::Object { end: 0 } } else { Event::Array { end: 0 } });
+            }
+            Node::String(s) => events.push(if key { Event::Key(s) } else { Event::String(s) }),
+            Node::Static(StaticNode::Null) => events.push(Event::Null),
+            Node::Static(StaticNode::Bool(v)) => events.push(Event::Bool(v)),
+            Node::Static(StaticNode::I64(_) | StaticNode::U64(_)) => {
+                let text = lit.text(i);
+                events.push(Event::Int(class(text.as_bytes()), text));
+            }
+            Node::Static(StaticNode::F64(_)) => {
+                let text = lit.text(i);
+                // an integer literal beyond 64 bits (simd-json made it a double)
+                events.push(match lit.integer_digits(tape, i) {
+                    Some(_) => Event::Int(class(text.as_bytes()), text),
+                    None => Event::Float(text),
+                });
+            }
+        }
+        // close every container whose last node this was (an empty one at once)
+        while open.last().is_some_and(|o| o.last == i) {
+            let o = open.pop().expect("checked");
+            events.push(Event::End);
+            close(events, o.at);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -198,45 +303,64 @@ mod tests {
 
     fn events(line: &str) -> Option<Vec<Event<'_>>> {
         let mut ev = Vec::new();
-        scan(line.as_bytes(), &mut ev).then_some(ev)
+        scan(line.as_bytes(), true, &mut ev).then_some(ev)
+    }
+
+    /// simd-json's events of `line`.
+    fn tape_events(line: &str) -> Vec<Event<'static>> {
+        let line: &'static str = Box::leak(line.to_string().into_boxed_str());
+        let buf: &'static mut [u8] = Box::leak(line.as_bytes().to_vec().into_boxed_slice());
+        let tape = simd_json::to_tape(buf).unwrap();
+        let mut ev = Vec::new();
+        from_tape(&tape.0, line.as_bytes(), &mut ev);
+        ev
     }
 
     #[test]
     fn sure_lines_give_their_events_in_document_order() {
+        let line = r#" {"a":[1,-2.5e3,"xy"],"b":{"c":null,"d":true,"e":[]},"e":9007199254740993,"f":-9223372036854775808,"g":18446744073709551615,"h":-9223372036854775809,"i":123456789012345678901234567890123456789} "#;
+        let want = vec![
+            Object { end: 28 },
+            Key("a"),
+            Array { end: 7 },
+            Int(I::Safe, "1"),
+            Float("-2.5e3"),
+            String("xy"),
+            End,
+            Key("b"),
+            Object { end: 17 },
+            Key("c"),
+            Null,
+            Key("d"),
+            Bool(true),
+            Key("e"),
+            Array { end: 16 },
+            End,
+            End,
+            Key("e"),
+            Int(I::I64, "9007199254740993"),
+            Key("f"),
+            Int(I::I64, "-9223372036854775808"),
+            Key("g"),
+            Int(I::Decimal, "18446744073709551615"),
+            Key("h"),
+            Int(I::Decimal, "-9223372036854775809"),
+            Key("i"),
+            Int(I::Wide, "123456789012345678901234567890123456789"),
+            End,
+        ];
+        assert_eq!(events(line), Some(want.clone()));
+        assert_eq!(tape_events(line), want);
+        assert_eq!(events("{}"), Some(vec![Object { end: 2 }, End]));
         assert_eq!(
-            events(
-                r#" {"a":[1,-2.5e3,"x\u00e9\n"],"b":{"c":null,"d":true},"e":9007199254740993,"f":-9223372036854775808,"g":18446744073709551615,"h":-9223372036854775809,"i":123456789012345678901234567890123456789} "#
-            ),
-            Some(vec![
-                Object,
-                Key("a"),
-                Array,
-                Int(I::Safe),
-                Float,
-                String,
-                End,
-                Key("b"),
-                Object,
-                Key("c"),
-                Null,
-                Key("d"),
-                Bool,
-                End,
-                Key("e"),
-                Int(I::I64),
-                Key("f"),
-                Int(I::I64),
-                Key("g"),
-                Int(I::Decimal),
-                Key("h"),
-                Int(I::Decimal),
-                Key("i"),
-                Int(I::Wide),
-                End,
-            ])
+            events(r#"{"é":9007199254740992}"#),
+            Some(vec![Object { end: 4 }, Key("é"), Int(I::Safe, "9007199254740992"), End])
         );
-        assert_eq!(events("{}"), Some(vec![Object, End]));
-        assert_eq!(events(r#"{"é":9007199254740992}"#), Some(vec![Object, Key("é"), Int(I::Safe), End]));
+        // without the text, strings with escapes are read too
+        let mut ev = Vec::new();
+        assert!(scan(br#"{"a":"x\ny"}"#, false, &mut ev));
+        assert_eq!(ev, [Object { end: 4 }, Key("a"), String(""), End]);
+        assert_eq!(tape_events(r#"{"a":"x\ny","b":[{}]}"#)[2], String("x\ny"));
     }
 
     #[test]
@@ -252,15 +376,16 @@ mod tests {
             r#"{"a":1e400}"#,
             r#"{"a":1.5e-400}"#,
             r#"{"a\n":1}"#,
+            r#"{"a":"x\ny"}"#,
             r#"{"a":"\ud83d\ude00"}"#,
-            r#"{"a":"tab	in"}"#,
+            "{\"a\":\"tab\tin\"}",
             r#"{"a":tru}"#,
             r#"{"a":1} x"#,
             r#"{"a":1}{"b":2}"#,
         ] {
             assert_eq!(events(line), None, "{line}");
         }
-        assert!(!scan(b"{\"a\":\"\xff\"}", &mut Vec::new()));
+        assert!(!scan(b"{\"a\":\"\xff\"}", true, &mut Vec::new()));
         let deep = format!("{{\"a\":{}{}}}", "[".repeat(64), "]".repeat(64));
         assert_eq!(events(&deep), None);
         let ok = format!("{{\"a\":{}{}}}", "[".repeat(63), "]".repeat(63));

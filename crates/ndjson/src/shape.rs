@@ -23,14 +23,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_schema::{DataType, Field, Fields, TimeUnit};
-use simd_json::{Node, StaticNode};
 
 use crate::NdjsonError;
-use crate::literal::Literals;
 use crate::scan::{Event, Int};
-
-/// 2^53: the integers a double holds exactly.
-const SAFE: u64 = 1 << 53;
 
 /// What the values at one member path have been.
 #[derive(Debug, Clone, Default)]
@@ -130,57 +125,16 @@ impl Shape {
             && self.array.is_none()
     }
 
-    /// Adds the value at `tape[i]`; returns the index after it.
-    pub fn observe(&mut self, tape: &[Node], i: usize, lit: &mut Literals) -> usize {
-        match tape[i] {
-            Node::Static(StaticNode::Null) => self.null = true,
-            Node::Static(StaticNode::Bool(_)) => self.boolean = true,
-            Node::Static(StaticNode::I64(v)) => self.int(if v.unsigned_abs() <= SAFE { Int::Safe } else { Int::I64 }),
-            Node::Static(StaticNode::U64(v)) => self.int(match v {
-                v if v <= SAFE => Int::Safe,
-                v if v <= i64::MAX as u64 => Int::I64,
-                _ => Int::Decimal,
-            }),
-            Node::Static(StaticNode::F64(_)) => match lit.integer_digits(tape, i) {
-                Some(d) if d <= 38 => self.int(Int::Decimal),
-                Some(_) => self.int(Int::Wide),
-                None => self.float = true,
-            },
-            Node::String(_) => self.string = true,
-            Node::Object { len, .. } => {
-                let members = self.object.get_or_insert_with(Members::default);
-                let (mut j, mut prev) = (i + 1, None);
-                for _ in 0..len {
-                    let Node::String(key) = tape[j] else { unreachable!("object keys are strings") };
-                    let m = members.index_after(prev, key);
-                    prev = Some(m);
-                    j = members.shapes[m].observe(tape, j + 1, lit);
-                }
-                return j;
-            }
-            Node::Array { len, .. } => {
-                let element = self.array.get_or_insert_with(Box::default);
-                let mut j = i + 1;
-                for _ in 0..len {
-                    j = element.observe(tape, j, lit);
-                }
-                return j;
-            }
-        }
-        i + 1
-    }
-
     /// Adds the value whose events start at `events[k]` ([`crate::scan`]);
-    /// returns the index after them. The same as [`Shape::observe`] of the
-    /// line's tape.
+    /// returns the index after them.
     pub fn replay(&mut self, events: &[Event], k: usize) -> usize {
         match events[k] {
             Event::Null => self.null = true,
-            Event::Bool => self.boolean = true,
-            Event::Int(class) => self.int(class),
-            Event::Float => self.float = true,
-            Event::String => self.string = true,
-            Event::Object => {
+            Event::Bool(_) => self.boolean = true,
+            Event::Int(class, _) => self.int(class),
+            Event::Float(_) => self.float = true,
+            Event::String(_) => self.string = true,
+            Event::Object { .. } => {
                 let members = self.object.get_or_insert_with(Members::default);
                 let (mut k, mut prev) = (k + 1, None);
                 while let Event::Key(key) = events[k] {
@@ -190,10 +144,10 @@ impl Shape {
                 }
                 return k + 1;
             }
-            Event::Array => {
+            Event::Array { .. } => {
                 let element = self.array.get_or_insert_with(Box::default);
                 let mut k = k + 1;
-                while events[k] != Event::End {
+                while !matches!(events[k], Event::End) {
                     k = element.replay(events, k);
                 }
                 return k + 1;
@@ -548,8 +502,9 @@ mod tests {
         for l in lines {
             let mut buf = l.as_bytes().to_vec();
             let tape = simd_json::to_tape(&mut buf).unwrap();
-            let mut lit = Literals::new(l.as_bytes());
-            shape.observe(&tape.0, 0, &mut lit);
+            let mut ev = Vec::new();
+            crate::scan::from_tape(&tape.0, l.as_bytes(), &mut ev);
+            shape.replay(&ev, 0);
         }
         shape.columns().into_iter().map(|c| (c.name, c.kind.hive())).collect()
     }

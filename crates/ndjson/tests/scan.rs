@@ -1,15 +1,14 @@
-//! The inference pass's scan (`fleet_ndjson::scan`) against simd-json, which
-//! decides every line the scan is not sure of: on JSONTestSuite's valid,
-//! invalid and implementation-defined documents and on the simdjson and
-//! JSON Resume corpora, a document the scan reads is one simd-json parses,
-//! and the shape replayed from its events is the shape observed from
-//! simd-json's tape.
+//! The scan (`fleet_ndjson::scan`) against simd-json, which decides every
+//! line the scan is not sure of: on JSONTestSuite's valid, invalid and
+//! implementation-defined documents and on the simdjson, JSON Resume, QED
+//! and DuckDB corpora, a document the scan reads is one simd-json parses
+//! as an object, to the same events (with the strings' text) or to the
+//! same shape (without).
 
 use std::path::PathBuf;
 
 use fleet_ndjson::Shape;
-use fleet_ndjson::literal::Literals;
-use fleet_ndjson::scan::scan;
+use fleet_ndjson::scan::{from_tape, scan};
 use fleet_spec::{CellParser, Parsed};
 use simd_json::{Node, Tape};
 
@@ -36,14 +35,14 @@ fn documents(under: &str) -> Vec<(PathBuf, Vec<u8>)> {
 fn checked(docs: &[(PathBuf, Vec<u8>)]) -> (usize, usize) {
     let (mut sure, mut objects) = (0, 0);
     let mut parser = CellParser::default();
-    let mut events = Vec::new();
+    let (mut events, mut text_events) = (Vec::new(), Vec::new());
     for (path, bytes) in docs {
         for piece in std::iter::once(&bytes[..]).chain(bytes.split(|&b| b == b'\n')) {
             let mut tape = Tape::null().reset();
             let parsed = parser.parse(piece, &mut tape);
             let object = matches!(parsed, Ok(Parsed::Document)) && matches!(tape.0[0], Node::Object { .. });
             objects += usize::from(object);
-            if !scan(piece, &mut events) {
+            if !scan(piece, false, &mut events) {
                 continue;
             }
             sure += 1;
@@ -53,10 +52,15 @@ fn checked(docs: &[(PathBuf, Vec<u8>)]) -> (usize, usize) {
                 path.display(),
                 String::from_utf8_lossy(&piece[..piece.len().min(200)])
             );
-            let (mut from_scan, mut from_tape) = (Shape::default(), Shape::default());
-            from_scan.replay(&events, 0);
-            from_tape.observe(&tape.0, 0, &mut Literals::new(piece));
-            assert_eq!(from_scan.columns(), from_tape.columns(), "{}", path.display());
+            let mut simd = Vec::new();
+            from_tape(&tape.0, piece, &mut simd);
+            let (mut by_scan, mut by_simd) = (Shape::default(), Shape::default());
+            by_scan.replay(&events, 0);
+            by_simd.replay(&simd, 0);
+            assert_eq!(by_scan.columns(), by_simd.columns(), "{}", path.display());
+            if scan(piece, true, &mut text_events) {
+                assert_eq!(text_events, simd, "{}", path.display());
+            }
         }
     }
     (sure, objects)

@@ -274,7 +274,7 @@ pub fn scan_string(b: &[u8], i: usize) -> Option<usize> {
 
 /// [`scan_string`], also telling whether the string has an escape.
 #[inline(always)]
-pub(crate) fn scan_string_escaped(b: &[u8], mut i: usize) -> Option<(usize, bool)> {
+pub fn scan_string_escaped(b: &[u8], mut i: usize) -> Option<(usize, bool)> {
     let mut escaped = false;
     i += 1;
     loop {
