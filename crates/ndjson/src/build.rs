@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use crate::scan::{Event, Int};
+use crate::scan::{Event, Int, unescape};
 use crate::shape::{Column, Kind, element_field};
 use arrow_array::builder::{
     BooleanBuilder, Decimal128Builder, Float32Builder, Float64Builder, Int32Builder, Int64Builder, StringBuilder,
@@ -55,6 +55,11 @@ fn found(ev: &[Event], i: usize) -> String {
         Event::String(s) => {
             let s: String = s.chars().take(40).collect();
             format!("the string {s:?}")
+        }
+        Event::Escaped(raw) => {
+            let mut s = String::new();
+            unescape(raw, &mut s);
+            found(&[Event::String(&s)], 0)
         }
         Event::Object { .. } => "an object".into(),
         Event::Array { .. } => "an array".into(),
@@ -316,6 +321,11 @@ impl Builder {
                 None => b.append_null(), // not reached: checked
             },
             (Builder::Text(b), Event::String(s) | Event::Int(_, s) | Event::Float(s)) => b.append_value(s),
+            (Builder::Text(b), Event::Escaped(raw)) => {
+                let mut s = String::with_capacity(raw.len());
+                unescape(raw, &mut s);
+                b.append_value(&s);
+            }
             (Builder::Text(b), Event::Bool(v)) => b.append_value(if v { "true" } else { "false" }),
             (Builder::Text(b) | Builder::Json(b), _) => {
                 let mut s = String::new();
@@ -419,6 +429,11 @@ pub fn decimal(text: &str, p: u8, s: i8) -> Option<i128> {
 pub fn write_json(ev: &[Event], i: usize, out: &mut String) -> usize {
     match ev[i] {
         Event::String(s) => escape(s, out),
+        Event::Escaped(raw) => {
+            let mut s = String::with_capacity(raw.len());
+            unescape(raw, &mut s);
+            escape(&s, out);
+        }
         Event::Null => out.push_str("null"),
         Event::Bool(b) => out.push_str(if b { "true" } else { "false" }),
         Event::Int(_, t) | Event::Float(t) => out.push_str(t),

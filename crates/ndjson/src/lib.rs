@@ -248,13 +248,9 @@ fn lend<'b>(mut v: Vec<Event<'_>>) -> Vec<Event<'b>> {
 /// Reads each line of `batch` (a batch of [`fleet_store::lines_schema`])
 /// into events ([`scan`], simd-json for the lines the scan is not sure
 /// of) and gives `each` its index, the trimmed line and the events, or
-/// why it is not JSON; blank lines are counted and skipped. With `text`,
-/// strings' text is in the events. Returns blank lines and bytes.
-fn each_line(
-    batch: &RecordBatch,
-    text: bool,
-    mut each: impl FnMut(usize, &[u8], Result<&[Event], String>),
-) -> (u64, u64) {
+/// why it is not JSON; blank lines are counted and skipped. Returns blank
+/// lines and bytes.
+fn each_line(batch: &RecordBatch, mut each: impl FnMut(usize, &[u8], Result<&[Event], String>)) -> (u64, u64) {
     let lines = batch.column(0).as_binary::<i64>();
     let (mut blank, mut bytes) = (0u64, 0u64);
     PARSER.with(|p| {
@@ -268,7 +264,7 @@ fn each_line(
                 continue;
             }
             let mut events = lend(std::mem::take(stored_events));
-            if scan::scan(line, text, &mut events) {
+            if scan::scan(line, &mut events) {
                 each(i, line, Ok(&events));
                 *stored_events = lend(events);
                 continue;
@@ -294,7 +290,7 @@ fn each_line(
 /// objects, are left to the conversion pass to quarantine); and its bytes.
 fn infer_batch(batch: &RecordBatch) -> (Shape, u64) {
     let mut shape = Shape::default();
-    let (_, bytes) = each_line(batch, false, |_, _, events| {
+    let (_, bytes) = each_line(batch, |_, _, events| {
         if let Ok(ev) = events
             && matches!(ev[0], Event::Object { .. })
         {
@@ -346,7 +342,7 @@ impl Convert {
         let offsets = batch.column(1).as_primitive::<Int64Type>();
         let mut rows = Rows::new(&self.columns);
         let mut rejects = Vec::new();
-        let (blank, bytes) = each_line(batch, true, |i, line, parsed| {
+        let (blank, bytes) = each_line(batch, |i, line, parsed| {
             let (column, message) = match parsed {
                 Ok(events) => match rows.add(events) {
                     Ok(()) => return,

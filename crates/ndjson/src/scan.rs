@@ -4,9 +4,10 @@
 //!
 //! Most lines are read by a strict scan (the checks of `fleet_spec::cell`'s
 //! scanner, RFC 8259 as simd-json applies it): no tape, no copy of the
-//! line, no number parsed beyond its class (its text is kept). It reads
-//! only lines it is sure of; anything else (a key with an escape, a
-//! string with one where the text is needed, a surrogate escape, `-0`, a
+//! line, no number parsed beyond its class (its text is kept), a string
+//! with escapes kept as written ([`Event::Escaped`], undone only where its
+//! text is written). It reads only lines it is sure of; anything else (a
+//! key with an escape, a surrogate escape, `-0`, a
 //! three-digit exponent, nesting beyond 64, a root that is not an object,
 //! invalid UTF-8, every syntax error) is left to simd-json, which decides,
 //! and whose tape [`from_tape`] turns into the same events. Events are
@@ -55,8 +56,11 @@ pub enum Event<'a> {
     Int(Int, &'a str),
     /// A number with a fraction or an exponent: its text.
     Float(&'a str),
-    /// A string, unescaped (when the scan was asked for the text).
+    /// A string without escapes (or unescaped by simd-json).
     String(&'a str),
+    /// A string with escapes, as written between its quotes (valid
+    /// escapes, no surrogates: [`unescape`] undoes them).
+    Escaped(&'a str),
 }
 
 /// Nesting this deep or deeper is left to simd-json.
@@ -64,10 +68,8 @@ const MAX_DEPTH: u32 = 64;
 
 /// The events of `line` (a JSON object, whitespace around it aside) into
 /// `events` (cleared first), when the scan is sure the line is valid
-/// JSON; `false` when it is not sure. With `text`, a string with an escape
-/// is not sure either (its text would need unescaping); without, a
-/// string's text is not kept (`String("")`).
-pub fn scan<'a>(line: &'a [u8], text: bool, events: &mut Vec<Event<'a>>) -> bool {
+/// JSON; `false` when it is not sure.
+pub fn scan<'a>(line: &'a [u8], events: &mut Vec<Event<'a>>) -> bool {
     events.clear();
     // simd-json takes documents below 4 GiB
     if line.len() >= u32::MAX as usize {
@@ -78,7 +80,7 @@ pub fn scan<'a>(line: &'a [u8], text: bool, events: &mut Vec<Event<'a>>) -> bool
     if line.get(start) != Some(&b'{') {
         return false;
     }
-    let mut scan = Scan { text: s, keep: text, events };
+    let mut scan = Scan { text: s, events };
     match scan.value(start, 0) {
         Some(end) => skip_ws(line, end) == line.len(),
         None => false,
@@ -87,7 +89,6 @@ pub fn scan<'a>(line: &'a [u8], text: bool, events: &mut Vec<Event<'a>>) -> bool
 
 struct Scan<'a, 'e> {
     text: &'a str,
-    keep: bool,
     events: &'e mut Vec<Event<'a>>,
 }
 
@@ -103,13 +104,8 @@ impl<'a> Scan<'a, '_> {
         let end = match *b.get(i)? {
             b'"' => {
                 let (end, escaped) = scan_string_escaped(b, i)?;
-                let text = match (self.keep, escaped) {
-                    (false, _) => "",
-                    (true, false) => self.between(i + 1, end - 1)?,
-                    // the text needs unescaping: simd-json's
-                    (true, true) => return None,
-                };
-                self.events.push(Event::String(text));
+                let text = self.between(i + 1, end - 1)?;
+                self.events.push(if escaped { Event::Escaped(text) } else { Event::String(text) });
                 end
             }
             open @ (b'{' | b'[') => {
@@ -157,6 +153,33 @@ impl<'a> Scan<'a, '_> {
         };
         Some(end)
     }
+}
+
+/// Appends the text of the string written `raw` between its quotes (its
+/// escapes checked by the scan: one-letter ones and `\u` outside the
+/// surrogates) to `out`.
+pub fn unescape(raw: &str, out: &mut String) {
+    let mut rest = raw;
+    while let Some(p) = rest.find('\\') {
+        out.push_str(&rest[..p]);
+        let (c, n) = match rest.as_bytes().get(p + 1) {
+            Some(b'b') => ('\u{8}', 2),
+            Some(b'f') => ('\u{c}', 2),
+            Some(b'n') => ('\n', 2),
+            Some(b'r') => ('\r', 2),
+            Some(b't') => ('\t', 2),
+            Some(b'u') => {
+                let code = rest.get(p + 2..p + 6).and_then(|h| u32::from_str_radix(h, 16).ok());
+                (code.and_then(char::from_u32).unwrap_or(char::REPLACEMENT_CHARACTER), 6)
+            }
+            // `\"`, `\\`, `\/`
+            Some(&c) => (char::from(c), 2),
+            None => break,
+        };
+        out.push(c);
+        rest = rest.get(p + n..).unwrap_or_default();
+    }
+    out.push_str(rest);
 }
 
 /// Sets the end of the container whose event is `events[at]` (its `End`
@@ -303,7 +326,7 @@ mod tests {
 
     fn events(line: &str) -> Option<Vec<Event<'_>>> {
         let mut ev = Vec::new();
-        scan(line.as_bytes(), true, &mut ev).then_some(ev)
+        scan(line.as_bytes(), &mut ev).then_some(ev)
     }
 
     /// simd-json's events of `line`.
@@ -356,10 +379,13 @@ mod tests {
             events(r#"{"é":9007199254740992}"#),
             Some(vec![Object { end: 4 }, Key("é"), Int(I::Safe, "9007199254740992"), End])
         );
-        // without the text, strings with escapes are read too
-        let mut ev = Vec::new();
-        assert!(scan(br#"{"a":"x\ny"}"#, false, &mut ev));
-        assert_eq!(ev, [Object { end: 4 }, Key("a"), String(""), End]);
+        // strings with escapes come as written, and unescape to simd-json's text
+        let line = r#"{"a":"x\ny\u00e9\"\\\/\t"}"#;
+        let ev = events(line).unwrap();
+        assert_eq!(ev, [Object { end: 4 }, Key("a"), Escaped(r#"x\ny\u00e9\"\\\/\t"#), End]);
+        let mut text = std::string::String::new();
+        unescape(r#"x\ny\u00e9\"\\\/\t"#, &mut text);
+        assert_eq!(tape_events(line)[2], String(&text));
         assert_eq!(tape_events(r#"{"a":"x\ny","b":[{}]}"#)[2], String("x\ny"));
     }
 
@@ -376,7 +402,6 @@ mod tests {
             r#"{"a":1e400}"#,
             r#"{"a":1.5e-400}"#,
             r#"{"a\n":1}"#,
-            r#"{"a":"x\ny"}"#,
             r#"{"a":"\ud83d\ude00"}"#,
             "{\"a\":\"tab\tin\"}",
             r#"{"a":tru}"#,
@@ -385,7 +410,7 @@ mod tests {
         ] {
             assert_eq!(events(line), None, "{line}");
         }
-        assert!(!scan(b"{\"a\":\"\xff\"}", true, &mut Vec::new()));
+        assert!(!scan(b"{\"a\":\"\xff\"}", &mut Vec::new()));
         let deep = format!("{{\"a\":{}{}}}", "[".repeat(64), "]".repeat(64));
         assert_eq!(events(&deep), None);
         let ok = format!("{{\"a\":{}{}}}", "[".repeat(63), "]".repeat(63));

@@ -133,7 +133,7 @@ impl Shape {
             Event::Bool(_) => self.boolean = true,
             Event::Int(class, _) => self.int(class),
             Event::Float(_) => self.float = true,
-            Event::String(_) => self.string = true,
+            Event::String(_) | Event::Escaped(_) => self.string = true,
             Event::Object { .. } => {
                 let members = self.object.get_or_insert_with(Members::default);
                 let (mut k, mut prev) = (k + 1, None);
