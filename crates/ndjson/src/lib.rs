@@ -6,10 +6,12 @@
 //! - [`shape`]: inference (a shape per member path, merged in input order,
 //!   widened as documented there), the columns and their Hive types, schema
 //!   files (Glue's `Columns` list).
-//! - [`build`]: a line's tape checked against the columns, then appended
+//! - [`scan`]: a line as events, by a strict scan of its bytes, or from
+//!   simd-json's tape for the lines the scan is not sure of.
+//! - [`build`]: a line's events checked against the columns, then appended
 //!   into Arrow builders (structs, lists, decimals, JSON text).
-//! - [`literal`]: numbers' literal text, so no number is rounded on its way
-//!   to a string or a decimal.
+//! - [`literal`]: numbers' literal text in simd-json's lines, so no number
+//!   is rounded on its way to a string or a decimal.
 //!
 //! A shard runs in up to two passes over its input: the inference pass
 //! (skipped when `FLEET_SCHEMA` is given) reads every line of the whole
