@@ -174,7 +174,7 @@ pub async fn compact(job: &Job, s: &Settings) -> Result<Metrics, JobError> {
 
 /// The object of a source file.
 fn object(input: &Location, f: &SourceFile) -> Result<InputObject, JobError> {
-    Ok(InputObject { location: input.clone(), path: input.join(&f.key)?, size: f.bytes })
+    Ok(InputObject { location: input.clone(), path: input.join(&f.key)?, size: f.bytes, e_tag: None })
 }
 
 /// Rewrites one bin into `<partition>/part-<bin>-<crc of its sources>.parquet`:

@@ -393,33 +393,42 @@ pub fn decimal(text: &str, p: u8, s: i8) -> Option<i128> {
         None => (false, text),
     };
     let (mantissa, exp) = match t.find(['e', 'E']) {
-        Some(k) => (&t[..k], t[k + 1..].parse::<i32>().ok()?),
+        Some(k) => {
+            // an exponent beyond ±2^40 (even beyond i64) leaves only a zero in range
+            const FAR: i64 = 1 << 40;
+            let e = &t[k + 1..];
+            let exp = e.parse::<i64>().unwrap_or(if e.starts_with('-') { -FAR } else { FAR });
+            (&t[..k], exp.clamp(-FAR, FAR))
+        }
         None => (t, 0),
     };
     let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
     // digits of int.frac, shifted so that the value is digits * 10^(exp - frac.len())
-    let digits = int.bytes().chain(frac.bytes()).skip_while(|&b| b == b'0');
-    let mut shift = exp - frac.len() as i32 + s as i32;
-    let mut v: i128 = 0;
-    let mut trailing = Vec::new();
-    for d in digits {
-        trailing.push(d - b'0');
+    let mut digits: Vec<u8> = int.bytes().chain(frac.bytes()).skip_while(|&b| b == b'0').map(|d| d - b'0').collect();
+    if digits.is_empty() {
+        return Some(0);
     }
+    let mut shift = exp - frac.len() as i64 + i64::from(s);
     // drop zeros that the scale cannot hold, refuse other digits
     while shift < 0 {
-        match trailing.pop() {
+        match digits.pop() {
             Some(0) => shift += 1,
             None => return Some(0),
             Some(_) => return None,
         }
     }
-    for d in trailing {
-        v = v.checked_mul(10)?.checked_add(d as i128)?;
+    // 38 digits at most
+    if digits.len() as i64 + shift > 38 {
+        return None;
+    }
+    let mut v: i128 = 0;
+    for d in digits {
+        v = v.checked_mul(10)?.checked_add(i128::from(d))?;
     }
     for _ in 0..shift {
         v = v.checked_mul(10)?;
     }
-    if v >= 10i128.checked_pow(p as u32)? {
+    if v >= 10i128.checked_pow(u32::from(p))? {
         return None;
     }
     Some(if neg { -v } else { v })
@@ -540,6 +549,12 @@ mod tests {
         assert_eq!(decimal("1.25", 10, 1), None);
         assert_eq!(decimal("100", 2, 0), None);
         assert_eq!(decimal("1e40", 38, 0), None);
+        // exponents far out of range: a zero is still zero, anything else too large or too small
+        assert_eq!(decimal("0e2147483647", 38, 0), Some(0));
+        assert_eq!(decimal("0.0e99999999999999999999", 10, 2), Some(0));
+        assert_eq!(decimal("1e2147483647", 38, 0), None);
+        assert_eq!(decimal("1e-2147483648", 38, 0), None);
+        assert_eq!(decimal("5e99999999999999999999", 38, 0), None);
     }
 
     fn build(columns: &[Column], lines: &[&str]) -> (Vec<ArrayRef>, Vec<Result<(), Mismatch>>) {

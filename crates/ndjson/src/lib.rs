@@ -183,11 +183,12 @@ pub async fn convert(job: &Job, s: &Settings) -> Result<fleet_worker::RunSummary
 }
 
 /// The shape of every line of `objects`, merged in input order. Objects
-/// are read `threads` at a time (each decompresses on its own thread),
-/// their batches scanned on the pool.
+/// are read two at a time (each decompresses on its own thread), their
+/// batches scanned on the pool.
 pub async fn infer(job: &Job, objects: &[InputObject], s: &Settings) -> Result<Shape, JobError> {
-    let threads = job.common().threads.max(1);
-    let in_flight = threads + 1;
+    /// Objects read at once.
+    const OBJECTS: usize = 2;
+    let in_flight = job.common().threads + 1;
     let one = |obj: &InputObject| {
         let (obj, pool) = (obj.clone(), job.pool().clone());
         let (batch_rows, batch_bytes) = (s.batch_rows, s.batch_bytes);
@@ -217,7 +218,7 @@ pub async fn infer(job: &Job, objects: &[InputObject], s: &Settings) -> Result<S
             }
         }
     };
-    let mut each = futures::stream::iter(objects).map(one).buffered(threads);
+    let mut each = futures::stream::iter(objects).map(one).buffered(OBJECTS);
     let mut shape = Shape::default();
     let (mut lines, mut bytes) = (0u64, 0u64);
     while let Some(part) = each.next().await {

@@ -31,6 +31,10 @@ pub struct InputObject {
     pub location: Location,
     pub path: Path,
     pub size: u64,
+    /// The version listed, when the store gives one: reads in ranges ask
+    /// for it, so an object overwritten while read fails rather than
+    /// mixing two versions.
+    pub e_tag: Option<String>,
 }
 
 impl InputObject {
@@ -112,7 +116,7 @@ pub async fn list_inputs(uri: &str) -> Result<Vec<InputObject>> {
                 uri: u.clone(),
                 source: e,
             })?;
-            out.push(InputObject { path: l.path().clone(), location: l, size: meta.size });
+            out.push(InputObject { path: l.path().clone(), location: l, size: meta.size, e_tag: meta.e_tag });
         }
         for p in prefixes {
             let l = Location::parse(&format!("{}/", p.trim_end_matches('/')))?;
@@ -121,7 +125,12 @@ pub async fn list_inputs(uri: &str) -> Result<Vec<InputObject>> {
     } else {
         let single = if uri.ends_with('/') { None } else { loc.store().head(loc.path()).await.ok() };
         match single {
-            Some(meta) => out.push(InputObject { path: loc.path().clone(), location: loc.clone(), size: meta.size }),
+            Some(meta) => out.push(InputObject {
+                path: loc.path().clone(),
+                location: loc.clone(),
+                size: meta.size,
+                e_tag: meta.e_tag,
+            }),
             None => list_prefix(&loc, &mut out).await?,
         }
     }
@@ -139,7 +148,7 @@ async fn list_prefix(loc: &Location, out: &mut Vec<InputObject>) -> Result<()> {
     for meta in loc.list().await? {
         let rel = meta.location.as_ref()[prefix_len..].trim_start_matches('/');
         if !hidden(rel) && meta.size > 0 {
-            out.push(InputObject { location: loc.clone(), path: meta.location, size: meta.size });
+            out.push(InputObject { location: loc.clone(), path: meta.location, size: meta.size, e_tag: meta.e_tag });
         }
     }
     Ok(())

@@ -1,5 +1,5 @@
 //! NDJSON objects as batches of lines, with bounded memory: the object is
-//! fetched as a stream, decompressed (gzip or zstd, told by its first bytes)
+//! fetched in ranges (of the version listed), decompressed (gzip or zstd, told by its first bytes)
 //! and cut into lines on a blocking thread, and handed over in batches of at
 //! most `batch_rows` lines and about `batch_bytes` bytes. A line longer than
 //! `batch_bytes` makes a batch of its own, whatever its size: there is no
@@ -13,7 +13,7 @@ use arrow_buffer::{OffsetBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use bytes::Bytes;
 use futures::StreamExt;
-use object_store::ObjectStoreExt;
+use object_store::GetOptions;
 
 use crate::{BatchStream, InputObject, Result, StoreError};
 
@@ -76,10 +76,14 @@ const BATCHES_AHEAD: usize = 2;
 pub async fn open_lines(obj: &InputObject, batch_rows: usize, batch_bytes: usize) -> Result<BatchStream> {
     let uri = obj.uri();
     let (store, path, size) = (obj.location.store().clone(), obj.path.clone(), obj.size);
-    let u = uri.clone();
+    let (u, e_tag) = (uri.clone(), obj.e_tag.clone());
     let fetch = move |r: std::ops::Range<u64>| {
         let (store, path, uri) = (store.clone(), path.clone(), u.clone());
-        async move { store.get_range(&path, r).await.map_err(|e| StoreError::ObjectStore { op: "get", uri, source: e }) }
+        let opts = GetOptions { range: Some(r.into()), if_match: e_tag.clone(), ..Default::default() };
+        async move {
+            let get = async { store.get_opts(&path, opts).await?.bytes().await };
+            get.await.map_err(|e| StoreError::ObjectStore { op: "get", uri, source: e })
+        }
     };
     let mut ranges = (0..size).step_by(RANGE_BYTES as usize).map(move |s| s..(s + RANGE_BYTES).min(size));
     // the first range here, so that a missing object fails the open
@@ -342,5 +346,17 @@ mod tests {
         let obj = crate::list_inputs("memory:///lines-test/bad.gz").await.unwrap().remove(0);
         let e = open_lines(&obj, 10, 10).await.unwrap().next().await.unwrap().unwrap_err().to_string();
         assert!(e.starts_with("gzip data of memory:///lines-test/bad.gz does not decompress"), "{e}");
+        // an object overwritten after it was listed is not read as a mix of versions
+        loc.put_bytes("v", b"{}\n".repeat(10)).await.unwrap();
+        let obj = crate::list_inputs("memory:///lines-test/v").await.unwrap().remove(0);
+        assert!(obj.e_tag.is_some());
+        loc.put_bytes("v", b"[]\n".repeat(10)).await.unwrap();
+        match open_lines(&obj, 10, 10).await {
+            Err(e @ StoreError::ObjectStore { .. }) => {
+                assert!(e.to_string().contains("memory:///lines-test/v"), "{e}")
+            }
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("a changed object was read"),
+        }
     }
 }
