@@ -4,12 +4,11 @@
 //! builders of the columns' kinds. Numbers come as their literal text, so
 //! none passes through a double on its way to a string or a decimal.
 
-use std::collections::HashMap;
-use std::fmt::Write as _;
+use std::fmt::Write;
 use std::sync::Arc;
 
 use crate::scan::{Event, Int, unescape};
-use crate::shape::{Column, Kind, element_field};
+use crate::shape::{Column, Keys, Kind, element_field};
 use arrow_array::builder::{
     BooleanBuilder, Decimal128Builder, Float32Builder, Float64Builder, Int32Builder, Int64Builder, StringBuilder,
 };
@@ -58,7 +57,7 @@ fn found(ev: &[Event], i: usize) -> String {
         }
         Event::Escaped(raw) => {
             let mut s = String::new();
-            unescape(raw, &mut s);
+            let _ = unescape(raw, &mut s);
             found(&[Event::String(&s)], 0)
         }
         Event::Object { .. } => "an object".into(),
@@ -107,12 +106,7 @@ enum Builder {
 #[derive(Debug)]
 struct StructBuilder {
     fields: Fields,
-    index: HashMap<String, usize>,
-    /// The member keys, and which member followed which in the last object
-    /// looked up (`follow[len]`: the first): lines mostly repeat an order,
-    /// so a lookup is mostly one comparison.
-    keys: Vec<Box<str>>,
-    follow: Vec<usize>,
+    keys: Keys,
     children: Vec<Builder>,
     nulls: NullBufferBuilder,
     /// Which members the object being checked or appended had (`seen[m] == stamp`).
@@ -132,9 +126,7 @@ impl StructBuilder {
     fn new(columns: &[Column]) -> Self {
         Self {
             fields: columns.iter().map(Column::field).collect(),
-            index: columns.iter().enumerate().map(|(i, c)| (c.key.clone(), i)).collect(),
-            keys: columns.iter().map(|c| c.key.as_str().into()).collect(),
-            follow: (1..=columns.len()).chain([0]).collect(),
+            keys: Keys::new(columns.iter().map(|c| c.key.as_str())),
             children: columns.iter().map(|c| Builder::new(&c.kind)).collect(),
             nulls: NullBufferBuilder::new(0),
             stamp: 0,
@@ -151,29 +143,16 @@ impl StructBuilder {
         self.stamp
     }
 
-    /// The member of key `key` coming after member `prev` (`keys.len()`
-    /// for the first).
-    #[inline]
-    fn member(&mut self, prev: usize, key: &str) -> Option<usize> {
-        let guess = self.follow[prev];
-        let m = match self.keys.get(guess) {
-            Some(k) if crate::shape::same_key(k, key) => guess,
-            _ => *self.index.get(key)?,
-        };
-        self.follow[prev] = m;
-        Some(m)
-    }
-
     /// Checks the object at `ev[i]`.
     fn check_object(&mut self, ev: &[Event], i: usize, slots: &mut [u32]) -> Result<usize, Mismatch> {
         let stamp = self.next_stamp();
         let mut j = i + 1;
-        let mut prev = self.keys.len();
+        let mut prev = None;
         while let Event::Key(key) = ev[j] {
-            let Some(m) = self.member(prev, key) else {
+            let Some(m) = self.keys.after(prev, key) else {
                 return Err(Mismatch::new("a member the schema does not have".into()).within(key.to_string()));
             };
-            prev = m;
+            prev = Some(m);
             slots[j] = m as u32;
             if self.seen[m] == stamp {
                 return Err(Mismatch::new("a member given twice".into()).within(key.to_string()));
@@ -322,16 +301,17 @@ impl Builder {
             },
             (Builder::Text(b), Event::String(s) | Event::Int(_, s) | Event::Float(s)) => b.append_value(s),
             (Builder::Text(b), Event::Escaped(raw)) => {
-                let mut s = String::with_capacity(raw.len());
-                unescape(raw, &mut s);
-                b.append_value(&s);
+                // the text goes straight into the builder's value
+                let _ = unescape(raw, b);
+                b.append_value("");
             }
             (Builder::Text(b), Event::Bool(v)) => b.append_value(if v { "true" } else { "false" }),
             (Builder::Text(b) | Builder::Json(b), _) => {
-                let mut s = String::new();
-                let j = write_json(ev, i, &mut s);
-                b.append_value(&s);
-                return j;
+                // the JSON text goes straight into the builder's value (a
+                // string builder's writes do not fail)
+                let _ = write_json(ev, i, b);
+                b.append_value("");
+                return after(ev, i);
             }
             (Builder::Struct(s), Event::Object { .. }) => return s.append_object(ev, i, slots),
             (Builder::List(l), Event::Array { .. }) => {
@@ -435,69 +415,67 @@ pub fn decimal(text: &str, p: u8, s: i8) -> Option<i128> {
 }
 
 /// Writes the value at `ev[i]` as JSON text; returns the index after it.
-pub fn write_json(ev: &[Event], i: usize, out: &mut String) -> usize {
+pub fn write_json(ev: &[Event], i: usize, out: &mut impl Write) -> Result<usize, std::fmt::Error> {
     match ev[i] {
-        Event::String(s) => escape(s, out),
+        Event::String(s) => escape(s, out)?,
         Event::Escaped(raw) => {
             let mut s = String::with_capacity(raw.len());
-            unescape(raw, &mut s);
-            escape(&s, out);
+            unescape(raw, &mut s)?;
+            escape(&s, out)?
         }
-        Event::Null => out.push_str("null"),
-        Event::Bool(b) => out.push_str(if b { "true" } else { "false" }),
-        Event::Int(_, t) | Event::Float(t) => out.push_str(t),
+        Event::Null => out.write_str("null")?,
+        Event::Bool(b) => out.write_str(if b { "true" } else { "false" })?,
+        Event::Int(_, t) | Event::Float(t) => out.write_str(t)?,
         Event::Object { end } => {
-            out.push('{');
+            out.write_char('{')?;
             let mut j = i + 1;
             while let Event::Key(key) = ev[j] {
                 if j > i + 1 {
-                    out.push(',');
+                    out.write_char(',')?;
                 }
-                escape(key, out);
-                out.push(':');
-                j = write_json(ev, j + 1, out);
+                escape(key, out)?;
+                out.write_char(':')?;
+                j = write_json(ev, j + 1, out)?;
             }
-            out.push('}');
-            return end as usize;
+            out.write_char('}')?;
+            return Ok(end as usize);
         }
         Event::Array { end } => {
-            out.push('[');
+            out.write_char('[')?;
             let mut j = i + 1;
             while !matches!(ev[j], Event::End) {
                 if j > i + 1 {
-                    out.push(',');
+                    out.write_char(',')?;
                 }
-                j = write_json(ev, j, out);
+                j = write_json(ev, j, out)?;
             }
-            out.push(']');
-            return end as usize;
+            out.write_char(']')?;
+            return Ok(end as usize);
         }
         Event::Key(_) | Event::End => unreachable!("values only"),
     }
-    i + 1
+    Ok(i + 1)
 }
 
-/// `s` as a JSON string.
-fn escape(s: &str, out: &mut String) {
-    out.push('"');
+/// Writes `s` as a JSON string.
+fn escape(s: &str, out: &mut impl Write) -> std::fmt::Result {
+    out.write_char('"')?;
     if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
-        out.push_str(s);
+        out.write_str(s)?;
     } else {
         for c in s.chars() {
             match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\n' => out.push_str("\\n"),
-                '\r' => out.push_str("\\r"),
-                '\t' => out.push_str("\\t"),
-                c if (c as u32) < 0x20 => {
-                    let _ = write!(out, "\\u{:04x}", c as u32);
-                }
-                c => out.push(c),
+                '"' => out.write_str("\\\"")?,
+                '\\' => out.write_str("\\\\")?,
+                '\n' => out.write_str("\\n")?,
+                '\r' => out.write_str("\\r")?,
+                '\t' => out.write_str("\\t")?,
+                c if (c as u32) < 0x20 => write!(out, "\\u{:04x}", c as u32)?,
+                c => out.write_char(c)?,
             }
         }
     }
-    out.push('"');
+    out.write_char('"')
 }
 
 /// The rows of a batch of lines, built into the top-level columns.

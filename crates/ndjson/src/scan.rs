@@ -144,9 +144,9 @@ impl<'a> Scan<'a, '_> {
                 literal(b, i, b"null")?
             }
             b'-' | b'0'..=b'9' => {
-                let (end, float, class) = number(b, i)?;
+                let (end, float) = number(b, i)?;
                 let text = self.between(i, end)?;
-                self.events.push(if float { Event::Float(text) } else { Event::Int(class, text) });
+                self.events.push(if float { Event::Float(text) } else { Event::Int(class(text.as_bytes()), text) });
                 end
             }
             _ => return None,
@@ -155,13 +155,13 @@ impl<'a> Scan<'a, '_> {
     }
 }
 
-/// Appends the text of the string written `raw` between its quotes (its
+/// Writes the text of the string written `raw` between its quotes (its
 /// escapes checked by the scan: one-letter ones and `\u` outside the
 /// surrogates) to `out`.
-pub fn unescape(raw: &str, out: &mut String) {
+pub fn unescape(raw: &str, out: &mut impl std::fmt::Write) -> std::fmt::Result {
     let mut rest = raw;
     while let Some(p) = rest.find('\\') {
-        out.push_str(&rest[..p]);
+        out.write_str(&rest[..p])?;
         let (c, n) = match rest.as_bytes().get(p + 1) {
             Some(b'b') => ('\u{8}', 2),
             Some(b'f') => ('\u{c}', 2),
@@ -176,10 +176,10 @@ pub fn unescape(raw: &str, out: &mut String) {
             Some(&c) => (char::from(c), 2),
             None => break,
         };
-        out.push(c);
+        out.write_char(c)?;
         rest = rest.get(p + n..).unwrap_or_default();
     }
-    out.push_str(rest);
+    out.write_str(rest)
 }
 
 /// Sets the end of the container whose event is `events[at]` (its `End`
@@ -193,11 +193,10 @@ fn close(events: &mut [Event], at: usize) {
 }
 
 /// `-?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?` at `b[i]`: where it
-/// ends, whether it is a float (a fraction or an exponent), and for an
-/// integer its class as simd-json's node would make it ([`class`]). Not
-/// sure (`None`): `-0`, an exponent of three digits or more, a literal over
-/// 100 bytes.
-fn number(b: &[u8], i: usize) -> Option<(usize, bool, Int)> {
+/// ends, and whether it is a float (a fraction or an exponent). Not sure
+/// (`None`): `-0`, an exponent of three digits or more, a literal over 100
+/// bytes.
+fn number(b: &[u8], i: usize) -> Option<(usize, bool)> {
     let digits = |mut j: usize| {
         let s = j;
         while j < b.len() && b[j].is_ascii_digit() {
@@ -235,7 +234,7 @@ fn number(b: &[u8], i: usize) -> Option<(usize, bool, Int)> {
     if end - i > 100 || (!float && neg && int_end - int_start == 1 && b[int_start] == b'0') {
         return None;
     }
-    Some((end, float, if float { Int::Safe } else { class(&b[i..end]) }))
+    Some((end, float))
 }
 
 /// The class of an integer literal (`-?[0-9]+`): what simd-json's node
@@ -384,7 +383,7 @@ mod tests {
         let ev = events(line).unwrap();
         assert_eq!(ev, [Object { end: 4 }, Key("a"), Escaped(r#"x\ny\u00e9\"\\\/\t"#), End]);
         let mut text = std::string::String::new();
-        unescape(r#"x\ny\u00e9\"\\\/\t"#, &mut text);
+        unescape(r#"x\ny\u00e9\"\\\/\t"#, &mut text).unwrap();
         assert_eq!(tape_events(line)[2], String(&text));
         assert_eq!(tape_events(r#"{"a":"x\ny","b":[{}]}"#)[2], String("x\ny"));
     }

@@ -66,53 +66,98 @@ pub(crate) fn same_key(a: &str, b: &str) -> bool {
     }
 }
 
-/// An object's members, in the order first seen.
+/// An object's member keys in order, looked up by the member that followed
+/// the previous key in the last object read: objects mostly repeat an
+/// order, so a lookup is mostly one comparison, and a hash lookup only
+/// when the order changes.
 #[derive(Debug, Clone, Default)]
-struct Members {
+pub(crate) struct Keys {
     keys: Vec<String>,
     index: HashMap<String, usize>,
-    shapes: Vec<Shape>,
-    /// Which member followed which in the last object read (`first`: the
-    /// first member): objects mostly repeat an order, so a lookup is
-    /// mostly one comparison.
+    /// `follow[m]`: the member that came after member `m`; `first`: the
+    /// first member.
     follow: Vec<usize>,
     first: usize,
 }
 
-impl Members {
-    /// The member of key `key`, added if new.
-    fn index_of(&mut self, key: &str) -> usize {
-        match self.index.get(key) {
-            Some(&i) => i,
-            None => {
-                self.keys.push(key.to_string());
-                self.shapes.push(Shape::default());
-                self.follow.push(usize::MAX);
-                self.index.insert(key.to_string(), self.keys.len() - 1);
-                self.keys.len() - 1
-            }
-        }
+impl Keys {
+    pub(crate) fn new<'a>(keys: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut k = Keys::default();
+        keys.into_iter().for_each(|key| {
+            k.push(key);
+        });
+        k
     }
 
-    fn slot(&mut self, key: &str) -> &mut Shape {
-        let i = self.index_of(key);
-        &mut self.shapes[i]
+    /// The keys, in order.
+    pub(crate) fn names(&self) -> &[String] {
+        &self.keys
     }
 
-    /// [`Members::index_of`] for the member that comes after member `prev`
-    /// (`None`: the first) in the object being read.
+    /// Adds `key` (not there yet) as the last member; returns its index.
+    pub(crate) fn push(&mut self, key: &str) -> usize {
+        let m = self.keys.len();
+        self.keys.push(key.to_string());
+        self.index.insert(key.to_string(), m);
+        self.follow.push(m + 1);
+        m
+    }
+
+    /// The member of key `key`.
+    pub(crate) fn position(&self, key: &str) -> Option<usize> {
+        self.index.get(key).copied()
+    }
+
+    /// The member of key `key`, which comes after member `prev` (`None`:
+    /// first) in the object being read; remembered for the next object.
     #[inline]
-    fn index_after(&mut self, prev: Option<usize>, key: &str) -> usize {
+    pub(crate) fn after(&mut self, prev: Option<usize>, key: &str) -> Option<usize> {
         let guess = prev.map_or(self.first, |p| self.follow[p]);
         let m = match self.keys.get(guess) {
             Some(k) if same_key(k, key) => guess,
-            _ => self.index_of(key),
+            _ => self.position(key)?,
         };
         match prev {
             Some(p) => self.follow[p] = m,
             None => self.first = m,
         }
-        m
+        Some(m)
+    }
+}
+
+/// An object's members, in the order first seen.
+#[derive(Debug, Clone, Default)]
+struct Members {
+    keys: Keys,
+    shapes: Vec<Shape>,
+}
+
+impl Members {
+    /// The shape of member `key`, added if new.
+    fn slot(&mut self, key: &str) -> &mut Shape {
+        let m = match self.keys.position(key) {
+            Some(m) => m,
+            None => self.add(key),
+        };
+        &mut self.shapes[m]
+    }
+
+    fn add(&mut self, key: &str) -> usize {
+        self.shapes.push(Shape::default());
+        self.keys.push(key)
+    }
+
+    /// The member of key `key` (added if new), which comes after member
+    /// `prev` (`None`: first) in the object being read.
+    #[inline]
+    fn index_after(&mut self, prev: Option<usize>, key: &str) -> usize {
+        match self.keys.after(prev, key) {
+            Some(m) => m,
+            None => {
+                self.add(key);
+                self.keys.after(prev, key).expect("just added")
+            }
+        }
     }
 }
 
@@ -172,8 +217,8 @@ impl Shape {
         }
         if let Some(o) = other.object {
             let mine = self.object.get_or_insert_with(Members::default);
-            for (k, s) in o.keys.into_iter().zip(o.shapes) {
-                mine.slot(&k).merge(s);
+            for (k, s) in o.keys.names().iter().zip(o.shapes) {
+                mine.slot(k).merge(s);
             }
         }
         if let Some(a) = other.array {
@@ -192,7 +237,7 @@ impl Shape {
         match (&self.object, &self.array) {
             (Some(_), Some(_)) => return Kind::Json,
             (Some(_), None) | (None, Some(_)) if scalar => return Kind::Json,
-            (Some(m), None) if m.keys.is_empty() => return Kind::Json,
+            (Some(m), None) if m.keys.names().is_empty() => return Kind::Json,
             (Some(m), None) => return Kind::Struct(resolve_members(m)),
             (None, Some(e)) if e.is_unseen() => return Kind::Json,
             (None, Some(e)) => return Kind::List(Box::new(e.kind())),
@@ -214,6 +259,7 @@ impl Shape {
 fn resolve_members(m: &Members) -> Vec<Column> {
     let mut taken: HashMap<String, usize> = HashMap::new();
     m.keys
+        .names()
         .iter()
         .zip(&m.shapes)
         .map(|(k, s)| {

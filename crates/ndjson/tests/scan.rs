@@ -37,7 +37,7 @@ fn texts(events: &[Event]) -> Vec<String> {
         .map(|e| match e {
             Event::Escaped(raw) => {
                 let mut s = String::new();
-                unescape(raw, &mut s);
+                unescape(raw, &mut s).unwrap();
                 format!("{:?}", Event::String(&s))
             }
             e => format!("{e:?}"),

@@ -1,7 +1,8 @@
 //! NDJSON objects as batches of lines, with bounded memory: the object is
-//! fetched in ranges (of the version listed), decompressed (gzip or zstd, told by its first bytes)
-//! and cut into lines on a blocking thread, and handed over in batches of at
-//! most `batch_rows` lines and about `batch_bytes` bytes. A line longer than
+//! fetched in ranges (of the version listed), decompressed (gzip or zstd,
+//! told by its first bytes) and cut into lines on a blocking thread, and
+//! handed over in batches of at most `batch_rows` lines and about
+//! `batch_bytes` bytes. A line longer than
 //! `batch_bytes` makes a batch of its own, whatever its size: there is no
 //! block size a record must fit in.
 
