@@ -2,9 +2,8 @@
 //! fetched in ranges (of the version listed), decompressed (gzip or zstd,
 //! told by its first bytes) and cut into lines on a blocking thread, and
 //! handed over in batches of at most `batch_rows` lines and about
-//! `batch_bytes` bytes. A line longer than
-//! `batch_bytes` makes a batch of its own, whatever its size: there is no
-//! block size a record must fit in.
+//! `batch_bytes` bytes. A line longer than `batch_bytes` makes a batch of
+//! its own, whatever its size: there is no block size a record must fit in.
 
 use std::io::{BufRead, BufReader, Read};
 use std::sync::{Arc, Mutex};
